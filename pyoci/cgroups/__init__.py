@@ -1,0 +1,122 @@
+"""cgroup management: one small interface, backends for v1, v2, hybrid and none.
+
+``create``/``run`` call :func:`manager_for` (which detects the host's layout)
+and store :meth:`Manager.to_state` in the container's state; every later
+command rebuilds the same manager with :func:`from_state`, without detecting
+again.  Backends are imported on first use so ``pyoci state`` pays only for
+this module and :mod:`pyoci.cgroups.base`.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Any
+
+from pyoci.cgroups.base import Manager
+from pyoci.cgroups.mounts import detect
+from pyoci.errors import CgroupError
+
+__all__ = [
+    "PARENT",
+    "CgroupError",
+    "Manager",
+    "cgroup_path",
+    "detect",
+    "from_state",
+    "manager_for",
+]
+
+# Where containers without an absolute cgroupsPath live, in every hierarchy.
+PARENT = "/pyoci"
+
+
+def _is_systemd_style(path: str) -> bool:
+    """runc's systemd driver syntax "slice:prefix:name" (no slashes, two colons)."""
+    return "/" not in path and path.count(":") == 2
+
+
+def cgroup_path(cgroups_path: str | None, container_id: str) -> str:
+    """The container's cgroup path relative to each hierarchy root.
+
+    Per runtime-spec config-linux.md: an absolute ``cgroupsPath`` is taken
+    relative to the hierarchy root; a relative one is placed under pyoci's
+    parent; none means ``/pyoci/<id>``.  ``..`` is resolved lexically inside
+    its own part, so a relative path can't climb out of the parent.
+    """
+    if cgroups_path and _is_systemd_style(cgroups_path):
+        raise CgroupError(
+            f"cgroup: systemd cgroup path {cgroups_path!r} is not supported "
+            "(pyoci has no systemd cgroup driver)"
+        )
+    if not cgroups_path:
+        rel = posixpath.join(PARENT, posixpath.normpath("/" + container_id).lstrip("/"))
+    elif cgroups_path.startswith("/"):
+        rel = posixpath.normpath("/" + cgroups_path.lstrip("/"))
+    else:
+        rel = posixpath.join(PARENT, posixpath.normpath("/" + cgroups_path).lstrip("/"))
+    rel = rel.rstrip("/")
+    if rel in ("", "/", PARENT):
+        raise CgroupError(f"cgroup: cgroupsPath {cgroups_path or container_id!r} names no cgroup")
+    return rel
+
+
+def manager_for(
+    cgroups_path: str | None,
+    container_id: str,
+    mode: str | None = None,
+    *,
+    systemd: bool = False,
+) -> Manager:
+    """Build the manager for a new container; ``mode`` overrides detection (tests)."""
+    if systemd:
+        raise CgroupError("cgroup: the systemd cgroup driver is not supported")
+    path = cgroup_path(cgroups_path, container_id)
+    mode = mode or detect()
+    if mode == "none":
+        from pyoci.cgroups.none import NoneManager
+
+        return NoneManager(path)
+    from pyoci.cgroups.mounts import hierarchy_dir, read_mounts
+
+    mounts = read_mounts()
+    if mode == "v2":
+        from pyoci.cgroups.v2 import V2Manager
+
+        if mounts.v2 is None:
+            raise CgroupError("cgroup: no cgroup2 mount found in /proc/self/mountinfo")
+        root = hierarchy_dir(mounts.v2, "/")
+        return V2Manager(path, root)
+    if mode not in ("v1", "hybrid"):
+        raise CgroupError(f"cgroup: unknown cgroup mode {mode!r}")
+    if not mounts.v1:
+        raise CgroupError("cgroup: no cgroup v1 hierarchy found in /proc/self/mountinfo")
+    paths = {ctrl: hierarchy_dir(m, path) for ctrl, m in mounts.v1.items()}
+    if mode == "hybrid" and mounts.v2 is not None:
+        from pyoci.cgroups.hybrid import HybridManager
+
+        return HybridManager(path, paths, hierarchy_dir(mounts.v2, "/"))
+    from pyoci.cgroups.v1 import V1Manager
+
+    return V1Manager(path, paths)
+
+
+def from_state(d: dict[str, Any]) -> Manager:
+    """Rebuild the manager that :meth:`Manager.to_state` described."""
+    mode = d.get("mode")
+    if mode == "v2":
+        from pyoci.cgroups.v2 import V2Manager
+
+        return V2Manager.from_state(d)
+    if mode == "hybrid":
+        from pyoci.cgroups.hybrid import HybridManager
+
+        return HybridManager.from_state(d)
+    if mode == "v1":
+        from pyoci.cgroups.v1 import V1Manager
+
+        return V1Manager.from_state(d)
+    if mode == "none":
+        from pyoci.cgroups.none import NoneManager
+
+        return NoneManager.from_state(d)
+    raise CgroupError(f"cgroup: unknown cgroup mode {mode!r} in state")

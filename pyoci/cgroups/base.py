@@ -1,0 +1,284 @@
+"""The cgroup manager interface and the file helpers every backend shares.
+
+A manager is bound to one container's cgroup path.  It is created once by
+``create``/``run`` (which detect the host's mode) and is then rebuilt by later
+commands from :meth:`Manager.to_state`, so ``state``/``kill``/``delete`` never
+scan mountinfo again.  Everything here is stdlib-only and cheap to import,
+because those short-lived commands import this package.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from typing import Any, ClassVar
+
+from pyoci.errors import CgroupError
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+# How often and how long destroy() waits for a cgroup to empty: the kernel
+# keeps a cgroup busy for a moment after its last task has exited.
+_RMDIR_TRIES = 20
+_RMDIR_SLEEP = 0.01
+
+
+def _reason(exc: OSError) -> str:
+    """Lower-case strerror, the way runc prints it ("invalid argument")."""
+    text = exc.strerror or os.strerror(exc.errno or 0)
+    return text.lower()
+
+
+def write_file(path: str, value: str | int) -> None:
+    """Write one value to a cgroup control file.
+
+    Each value gets its own ``write(2)``: the kernel parses a cgroup file per
+    write call, so buffering two values together would corrupt both.
+    """
+    data = str(value).encode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise CgroupError(f"cgroup: open {path}: {_reason(exc)}") from exc
+    try:
+        os.write(fd, data)
+    except OSError as exc:
+        raise CgroupError(f"cgroup: write {path}: {_reason(exc)}") from exc
+    finally:
+        os.close(fd)
+
+
+def read_file(path: str) -> str:
+    """Read a cgroup control file, stripped; a missing file is a CgroupError."""
+    try:
+        with open(path, encoding="ascii", errors="replace") as fh:
+            return fh.read().strip()
+    except OSError as exc:
+        raise CgroupError(f"cgroup: read {path}: {_reason(exc)}") from exc
+
+
+def read_optional(path: str) -> str | None:
+    """Read a control file that this kernel may not have (stats, optional knobs)."""
+    try:
+        with open(path, encoding="ascii", errors="replace") as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
+
+
+def read_int(path: str, default: int = 0) -> int:
+    """Read a numeric control file; "max" and absent files give ``default``."""
+    text = read_optional(path)
+    if text is None or text == "" or text == "max":
+        return default
+    try:
+        return int(text.split()[0])
+    except ValueError:
+        return default
+
+
+def parse_flat_keyed(text: str | None) -> dict[str, int]:
+    """Parse ``key value`` lines (memory.stat, cpu.stat, cgroup.events)."""
+    out: dict[str, int] = {}
+    for line in (text or "").splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            try:
+                out[parts[0]] = int(parts[1])
+            except ValueError:
+                continue
+    return out
+
+
+def read_procs(path: str) -> list[int]:
+    """The pids listed in one cgroup.procs file; a vanished cgroup has none."""
+    text = read_optional(os.path.join(path, "cgroup.procs"))
+    return [int(p) for p in text.split()] if text else []
+
+
+def walk_dirs(top: str) -> Iterator[str]:
+    """``top`` and every cgroup beneath it, parents before children."""
+    if not os.path.isdir(top):
+        return
+    yield top
+    for root, dirs, _files in os.walk(top):
+        for d in dirs:
+            yield os.path.join(root, d)
+
+
+def mkdirs(path: str, on_new: Any = None) -> list[str]:
+    """Create ``path`` and missing parents; return the ones made, shallowest first.
+
+    ``on_new(dir)`` runs right after each new directory appears, before its
+    child is made: v1 cpuset needs cpus/mems copied down level by level.
+    """
+    missing: list[str] = []
+    cur = path
+    while not os.path.isdir(cur):
+        missing.append(cur)
+        parent = os.path.dirname(cur)
+        if parent == cur:
+            break
+        cur = parent
+    made: list[str] = []
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, 0o755)
+        except FileExistsError:
+            continue  # a concurrent create made it; it is not ours to remove
+        except OSError as exc:
+            raise CgroupError(f"cgroup: mkdir {d}: {_reason(exc)}") from exc
+        made.append(d)
+        if on_new is not None:
+            on_new(d)
+    return made
+
+
+def rmdir_retry(path: str) -> None:
+    """Remove one cgroup directory, waiting briefly while its tasks exit.
+
+    A missing directory counts as removed so destroy() stays idempotent.
+    """
+    for attempt in range(_RMDIR_TRIES):
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno != _errno.EBUSY or attempt == _RMDIR_TRIES - 1:
+                raise CgroupError(f"cgroup: rmdir {path}: {_reason(exc)}") from exc
+            time.sleep(_RMDIR_SLEEP * (attempt + 1))
+
+
+def remove_created(created: Iterable[str]) -> None:
+    """Remove exactly the directories a manager made, deepest first.
+
+    Any child cgroups the container made itself under its own cgroup (e.g.
+    systemd inside the container) are removed too, since rmdir of a cgroup
+    with children fails; those lie inside a directory we created, so they are
+    ours by inheritance.  Every path is tried; the first error is raised.
+    """
+    first: CgroupError | None = None
+    ordered = sorted(set(created), key=lambda p: p.count("/"), reverse=True)
+    for path in ordered:
+        try:
+            if os.path.isdir(path):
+                nested = sorted(walk_dirs(path), key=lambda p: p.count("/"), reverse=True)
+                for sub in nested:
+                    rmdir_retry(sub)
+        except CgroupError as exc:
+            first = first or exc
+    if first is not None:
+        raise first
+
+
+def parse_rdma(rdma: dict[str, Any]) -> list[str]:
+    """``linux.resources.rdma`` to rdma.max lines (same syntax on v1 and v2)."""
+    lines = []
+    for device, limits in rdma.items():
+        parts = [device]
+        if (limits or {}).get("hcaHandles") is not None:
+            parts.append(f"hca_handle={limits['hcaHandles']}")
+        if (limits or {}).get("hcaObjects") is not None:
+            parts.append(f"hca_object={limits['hcaObjects']}")
+        if len(parts) > 1:
+            lines.append(" ".join(parts))
+    return lines
+
+
+class Manager(ABC):
+    """One container's cgroup, in whatever hierarchy layout the host uses.
+
+    ``path`` is the cgroup path relative to each hierarchy's root, e.g.
+    ``/pyoci/abc``.  ``created`` lists the absolute directories this manager
+    made, so ``destroy`` never removes a parent that someone else owns (a
+    podman-made slice, a pre-existing ``/pyoci``).
+    """
+
+    mode: ClassVar[str] = ""
+
+    def __init__(self, path: str, created: Iterable[str] = ()) -> None:
+        self.path = path
+        self.created: list[str] = list(created)
+
+    # -- lifecycle -------------------------------------------------------
+    @abstractmethod
+    def create(self, resources: dict[str, Any] | None = None) -> None:
+        """Make the container's cgroup directories and apply ``resources``."""
+
+    @abstractmethod
+    def apply(self, pid: int) -> None:
+        """Move ``pid`` into the container's cgroup in every hierarchy."""
+
+    @abstractmethod
+    def set(self, resources: dict[str, Any]) -> None:
+        """Apply ``linux.resources`` (also the body of ``update``)."""
+
+    def destroy(self) -> None:
+        """Remove the directories this manager created; safe to repeat."""
+        remove_created(self.created)
+        self.created = []
+
+    # -- inspection and control -----------------------------------------
+    @abstractmethod
+    def pids(self) -> list[int]:
+        """Every pid in the container's cgroup and its descendants."""
+
+    @abstractmethod
+    def freeze(self) -> None:
+        """Freeze every task, returning only once the kernel says frozen."""
+
+    @abstractmethod
+    def thaw(self) -> None:
+        """Undo :meth:`freeze`."""
+
+    @abstractmethod
+    def frozen(self) -> bool:
+        """Whether the cgroup is frozen (the ``paused`` status)."""
+
+    def kill_all(self, sig: int) -> None:
+        """Signal every process in the cgroup.
+
+        Without cgroup.kill the cgroup is frozen first so that a process
+        forking in a loop can't add children between reading the pid list
+        and signalling it.
+        """
+        can_freeze = self.has_freezer()
+        if can_freeze:
+            self.freeze()
+        try:
+            for pid in self.pids():
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    continue
+        finally:
+            if can_freeze:
+                self.thaw()
+
+    def has_freezer(self) -> bool:
+        """Whether freeze/thaw can work on this host."""
+        return True
+
+    @abstractmethod
+    def stats(self) -> dict[str, Any]:
+        """Resource usage in the shape of ``runc events --stats`` ``data``."""
+
+    def exists(self) -> bool:
+        """Whether the container's cgroup directory is still there."""
+        return False
+
+    # -- persistence -----------------------------------------------------
+    @abstractmethod
+    def to_state(self) -> dict[str, Any]:
+        """A JSON-serialisable description from which :func:`from_state` rebuilds us."""
+
+    def _base_state(self) -> dict[str, Any]:
+        return {"mode": self.mode, "path": self.path, "created": list(self.created)}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.path!r}>"

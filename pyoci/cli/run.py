@@ -1,0 +1,96 @@
+"""pyoci run: create + start, then wait and exit with the container's status."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pyoci.cli.args import Flag, ParsedArgs, one_id
+from pyoci.cli.create import FLAGS as CREATE_FLAGS
+from pyoci.cli.create import options
+
+USAGE = "[command options] <container-id>"
+FLAGS = [
+    *CREATE_FLAGS,
+    Flag("detach", "d", help="detach from the container's process"),
+    Flag("keep", help="do not delete the container after it exits"),
+    Flag("no-subreaper", help="disable the use of the subreaper used to reap reparented processes"),
+]
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
+    from pyoci.cli import log
+    from pyoci.container import Container
+    from pyoci.create import create
+
+    cid = one_id(args, "run")
+    detach = bool(flags.get("detach"))
+    store = ctx.store()
+    if not detach and not flags.get("no-subreaper"):
+        from pyoci._native import lib
+
+        # The init is our grandchild when it has its own pid namespace: be its reaper.
+        lib.pyoci_prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    pid, warnings = create(store, cid, options(flags, foreground=not detach))
+    for w in warnings:
+        log.warning(w)
+    container = Container.load(store, cid)
+    if detach:
+        container.start()
+        return 0
+    forward = _forward_signals(pid)
+    try:
+        container.start()
+        status = _wait(pid)
+    except BaseException:
+        try:
+            container.delete(force=True)
+        except Exception:  # noqa: BLE001 - keep the original error
+            pass
+        raise
+    finally:
+        forward()
+    if not flags.get("keep"):
+        for w in Container.load(store, cid).delete(force=True):
+            log.warning(w)
+    return status
+
+
+def _wait(pid: int) -> int:
+    """Reap children until the init exits; return its status the way a shell would."""
+    while True:
+        try:
+            got, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return 255
+        except InterruptedError:
+            continue
+        if got == pid:
+            if os.WIFEXITED(status):
+                return os.WEXITSTATUS(status)
+            return 128 + os.WTERMSIG(status)
+
+
+def _forward_signals(pid: int) -> Any:
+    """Relay the signals a foreground runtime receives to the container's init."""
+    import signal
+
+    relayed = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+               signal.SIGUSR2, signal.SIGWINCH]
+    old = {}
+
+    def relay(sig: int, _frame: Any) -> None:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+    for sig in relayed:
+        old[sig] = signal.signal(sig, relay)
+
+    def restore() -> None:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+    return restore

@@ -1,0 +1,213 @@
+"""The Python API behind every verb: create, start, state, kill, delete.
+
+This module is on the import path of ``state``, ``start``, ``kill`` and
+``delete``, so it imports nothing heavy at the top: validation, the process
+code and the hooks are imported inside ``create`` and where needed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from pyoci import SPEC_VERSION
+from pyoci.errors import ContainerNotFound, IncorrectStatus, PyociError
+from pyoci.state import status as st
+from pyoci.state.store import FIFO, Store
+
+SIGNALS = {
+    "HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "IOT": 6, "BUS": 7,
+    "FPE": 8, "KILL": 9, "USR1": 10, "SEGV": 11, "USR2": 12, "PIPE": 13, "ALRM": 14,
+    "TERM": 15, "STKFLT": 16, "CHLD": 17, "CONT": 18, "STOP": 19, "TSTP": 20, "TTIN": 21,
+    "TTOU": 22, "URG": 23, "XCPU": 24, "XFSZ": 25, "VTALRM": 26, "PROF": 27, "WINCH": 28,
+    "IO": 29, "POLL": 29, "PWR": 30, "SYS": 31,
+}
+
+
+def parse_signal(raw: str) -> int:
+    """A number, ``KILL``, ``SIGKILL`` or ``RTMIN+3``, as runc accepts them."""
+    if raw.isdigit():
+        sig = int(raw)
+        if 1 <= sig <= 64:
+            return sig
+        raise PyociError(f"invalid signal: {raw}")
+    name = raw.upper().removeprefix("SIG")
+    if name in SIGNALS:
+        return SIGNALS[name]
+    for base, first, sign in (("RTMIN", 34, 1), ("RTMAX", 64, -1)):
+        if name == base:
+            return first
+        if name.startswith(base + ("+" if sign > 0 else "-")) and name[6:].isdigit():
+            sig = first + sign * int(name[6:])
+            if 34 <= sig <= 64:
+                return sig
+    raise PyociError(f'unknown signal "{raw}"')
+
+
+class Container:
+    def __init__(self, store: Store, cid: str, state: dict[str, Any]) -> None:
+        self.store = store
+        self.id = cid
+        self.state = state
+        self.dir = store.dir(cid)
+
+    @classmethod
+    def load(cls, store: Store, cid: str) -> Container:
+        return cls(store, cid, store.load(cid))
+
+    # -- queries -----------------------------------------------------------
+    def status(self) -> str:
+        if self.state.get("status") == st.CREATING and not st.alive(self.state):
+            return st.STOPPED
+        return st.derive(self.state, self.dir)
+
+    def oci_state(self) -> dict[str, Any]:
+        """The state JSON callers parse (CALLERS.md item 9)."""
+        status = self.status()
+        s = self.state
+        return {
+            "ociVersion": SPEC_VERSION,
+            "id": self.id,
+            "pid": s.get("pid", 0) if status != st.STOPPED else 0,
+            "status": status,
+            "bundle": s.get("bundle", ""),
+            "rootfs": s.get("rootfs", ""),
+            "created": s.get("created", ""),
+            "owner": s.get("owner", ""),
+            "annotations": s.get("annotations") or {},
+        }
+
+    def cgroup(self) -> Any:
+        cg = self.state.get("cgroup")
+        if not cg:
+            return None
+        from pyoci.cgroups import from_state
+
+        return from_state(cg)
+
+    # -- start ----------------------------------------------------------------
+    def start(self) -> None:
+        status = self.status()
+        if status == st.STOPPED:
+            raise IncorrectStatus("cannot start a container that has stopped")
+        if status != st.CREATED:
+            raise IncorrectStatus("cannot start an already running container")
+        fifo = os.path.join(self.dir, FIFO)
+        try:
+            fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise IncorrectStatus("cannot start an already running container") from None
+        try:
+            self._await_fifo(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.unlink(fifo)
+        except FileNotFoundError:
+            pass
+        hooks = (self.state.get("hooks") or {}).get("poststart")
+        if hooks:
+            from pyoci import hooks as hookmod
+
+            try:
+                hookmod.run(hooks, "poststart", self.oci_state())
+            except PyociError:
+                self._kill_all(9)
+                raise
+
+    def _await_fifo(self, fd: int) -> None:
+        """Wait for the init to write its byte, giving up if it dies first."""
+        import select
+
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        while True:
+            if poller.poll(100):
+                try:
+                    if os.read(fd, 1):
+                        return
+                except BlockingIOError:
+                    continue
+            if not st.alive(self.state):
+                raise IncorrectStatus("cannot start a container that has stopped")
+
+    # -- kill -------------------------------------------------------------------
+    def kill(self, sig: int, all_processes: bool = False) -> None:
+        status = self.status()
+        if status == st.STOPPED:
+            raise IncorrectStatus("container not running")
+        if all_processes:
+            self._kill_all(sig)
+            return
+        try:
+            os.kill(self.state["pid"], sig)
+        except ProcessLookupError:
+            raise IncorrectStatus("container not running") from None
+
+    def _kill_all(self, sig: int) -> None:
+        cg = self.cgroup()
+        if cg is not None and cg.exists():
+            cg.kill_all(sig)
+        elif st.alive(self.state):
+            try:
+                os.kill(self.state["pid"], sig)
+            except ProcessLookupError:
+                pass
+
+    # -- delete -----------------------------------------------------------------
+    def delete(self, force: bool = False) -> list[str]:
+        """Remove everything the container holds; return poststop warnings."""
+        status = self.status()
+        if status != st.STOPPED:
+            if not force:
+                raise IncorrectStatus(
+                    f"cannot delete container {self.id} that is not stopped: {status}"
+                )
+            if status == st.PAUSED:
+                cg = self.cgroup()
+                if cg is not None:
+                    cg.thaw()
+            self._kill_all(9)
+            self._wait_gone()
+        elif not self.state.get("pidns", True):
+            # Without its own pid namespace, the init's death leaves the rest alive.
+            self._kill_all(9)
+        cg = self.cgroup()
+        if cg is not None:
+            cg.destroy()
+        self.store.remove(self.id)
+        warnings: list[str] = []
+        hooks = (self.state.get("hooks") or {}).get("poststop")
+        if hooks:
+            from pyoci import hooks as hookmod
+
+            state = self.oci_state()
+            state["status"] = st.STOPPED
+            try:
+                hookmod.run(hooks, "poststop", state)
+            except PyociError as e:
+                warnings.append(str(e))
+        return warnings
+
+    def _wait_gone(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        delay = 0.001
+        while st.alive(self.state):
+            if time.monotonic() > deadline:
+                raise PyociError(f"container {self.id} did not die after SIGKILL")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        cg = self.cgroup()
+        while cg is not None and cg.exists() and cg.pids():
+            if time.monotonic() > deadline:
+                break
+            time.sleep(delay)
+
+
+def remove_leftover(store: Store, cid: str) -> None:
+    """``delete --force`` of an id with no usable state: clear what a crash left."""
+    path = store.dir(cid)
+    if not os.path.isdir(path):
+        raise ContainerNotFound(cid)
+    store.remove(cid)

@@ -1,0 +1,173 @@
+"""``create``: bundle -> validated config -> plan -> cgroup -> container process.
+
+A failed ``create`` leaves nothing behind: the process is killed, the cgroup
+removed and the state directory deleted, and the original error is the one
+reported even when a cleanup step fails too.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from pyoci import SPEC_VERSION
+from pyoci.errors import PyociError, SpecError
+from pyoci.state import status as st
+from pyoci.state.store import CONFIG_FILE, FIFO, Store, check_id, write_atomic
+
+
+def _rfc3339(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+class Options:
+    def __init__(self, bundle: str = ".", pid_file: str | None = None,
+                 console_socket: str | None = None, no_pivot: bool = False,
+                 no_new_keyring: bool = False, preserve_fds: int = 0,
+                 foreground: bool = False) -> None:
+        self.bundle = os.path.abspath(bundle or ".")
+        self.pid_file = os.path.abspath(pid_file) if pid_file else None
+        self.console_socket = os.path.abspath(console_socket) if console_socket else None
+        self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
+        self.preserve_fds = preserve_fds
+        self.foreground = foreground
+
+
+def create(store: Store, cid: str, opts: Options) -> tuple[int, list[str]]:
+    """Create the container; return (init pid, warnings)."""
+    from pyoci.spec import plan as planmod
+    from pyoci.spec.load import read_config
+    from pyoci.spec.validate import validate
+
+    check_id(cid)
+    if store.exists(cid) or os.path.isdir(store.dir(cid)):
+        from pyoci.errors import ContainerExists
+
+        raise ContainerExists(cid)
+    config, raw = read_config(opts.bundle)
+    cache = os.path.join(store.root, ".cache")
+    warnings = list(validate(config, raw, cache_dir=cache))
+    process = config.get("process")
+    if not process:
+        raise SpecError("config.json: process: required to create a container")
+    if process.get("terminal") and not opts.console_socket:
+        raise PyociError(
+            "cannot allocate tty if pyoci will detach without setting console socket"
+        )
+    if not process.get("terminal") and opts.console_socket:
+        raise PyociError("cannot use console socket if pyoci will not detach or allocate tty")
+    if not any(n["type"] == "mount" for n in (config.get("linux") or {}).get("namespaces") or []):
+        raise SpecError("config.json: linux.namespaces: a mount namespace is required")
+    plan = planmod.build(
+        cid, opts.bundle, config, no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
+        preserve_fds=opts.preserve_fds, console_socket=opts.console_socket,
+        cache_dir=os.path.join(cache, "seccomp"),
+    )
+    warnings += plan.warnings
+    if not os.path.isdir(plan.rootfs):
+        raise SpecError(f"config.json: root.path: rootfs {plan.rootfs} is not a directory")
+    state_dir = store.claim(cid)
+    cgroup = None
+    init_pid = 0
+    try:
+        write_atomic(os.path.join(state_dir, CONFIG_FILE), raw)
+        os.mkfifo(os.path.join(state_dir, FIFO), 0o622)
+        cgroup = _make_cgroup(plan)
+        hooks = config.get("hooks") or {}
+        now = time.time()
+        state: dict[str, Any] = {
+            "ociVersion": config.get("ociVersion", SPEC_VERSION),
+            "id": cid,
+            "pid": 0,
+            "status": st.CREATING,
+            "bundle": opts.bundle,
+            "rootfs": plan.rootfs,
+            "created": _rfc3339(now),
+            "owner": "",
+            "annotations": config.get("annotations") or {},
+            "cgroup": cgroup.to_state() if cgroup is not None else None,
+            "hooks": {k: hooks[k] for k in ("poststart", "poststop") if hooks.get(k)},
+            "pidns": plan.has_ns("pid"),
+        }
+        # Written before the fork, so `delete --force` can clean up after a crash.
+        store.save(cid, state)
+
+        def record_pid(pid: int) -> None:
+            nonlocal init_pid
+            init_pid = pid
+
+        parent_hooks = None
+        if hooks.get("prestart") or hooks.get("createRuntime"):
+            def parent_hooks(pid: int) -> None:
+                from pyoci import hooks as hookmod
+
+                s = _hook_state(state, pid)
+                hookmod.run(hooks.get("prestart") or [], "prestart", s)
+                hookmod.run(hooks.get("createRuntime") or [], "createRuntime", s)
+
+        from pyoci.linux.cgroupfs import CgroupMounter
+        from pyoci.process.spawn import spawn
+
+        mounter = CgroupMounter(plan.new_ns & 0x02000000 != 0)
+        init_pid = spawn(
+            plan, state_dir, place=(cgroup.apply if cgroup is not None else lambda pid: None),
+            run_parent_hooks=parent_hooks, cgroup_mount=mounter, on_pid=record_pid,
+        )
+        state["pid"] = init_pid
+        state["pid_start"] = st.start_time(init_pid)
+        state["status"] = st.CREATED
+        store.save(cid, state)
+        if opts.pid_file:
+            write_atomic(opts.pid_file, str(init_pid), 0o644)
+    except BaseException as e:
+        _rollback(store, cid, cgroup, init_pid)
+        if isinstance(e, OSError):
+            raise PyociError(_describe(e)) from None
+        raise
+    return init_pid, warnings
+
+
+def _hook_state(state: dict[str, Any], pid: int) -> dict[str, Any]:
+    return {"ociVersion": SPEC_VERSION, "id": state["id"], "status": st.CREATING, "pid": pid,
+            "bundle": state["bundle"], "annotations": state["annotations"]}
+
+
+def _make_cgroup(plan: Any) -> Any:
+    from pyoci.cgroups import manager_for
+
+    linux = plan.linux
+    mgr = manager_for(linux.get("cgroupsPath"), plan.cid)
+    mgr.create(linux.get("resources"))
+    return mgr
+
+
+def _rollback(store: Store, cid: str, cgroup: Any, pid: int) -> None:
+    """Undo a partial create; never let a cleanup error replace the original one."""
+    if pid:
+        try:
+            os.kill(pid, 9)
+        except OSError:
+            pass
+    if cgroup is not None:
+        try:
+            if cgroup.exists():
+                cgroup.kill_all(9)
+            deadline = time.monotonic() + 5
+            while cgroup.exists() and cgroup.pids() and time.monotonic() < deadline:
+                time.sleep(0.005)
+            cgroup.destroy()
+        except Exception:  # noqa: BLE001
+            pass
+    try:
+        store.remove(cid)
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _describe(e: OSError) -> str:
+    text = (e.strerror or str(e)).lower()
+    return f"{e.filename}: {text}" if e.filename else text
+
+

@@ -1,0 +1,65 @@
+"""The features document (runtime-spec features.md), stating only what pyoci does."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pyoci import SPEC_VERSION
+from pyoci.linux import capabilities
+from pyoci.linux import mounts as m
+from pyoci.linux import namespaces as ns
+
+
+def _mount_options() -> list[str]:
+    return sorted({*m.FLAGS, *m.PROPAGATION, *m.RECURSIVE, "bind", "rbind"})
+
+
+_SECCOMP_FLAG_BITS = {
+    "SECCOMP_FILTER_FLAG_TSYNC": 1, "SECCOMP_FILTER_FLAG_LOG": 2,
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4, "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": 32,
+}
+
+
+def _seccomp() -> dict[str, Any]:
+    from pyoci._native import lib
+    from pyoci.linux import seccomp
+
+    return {
+        "enabled": True,
+        "actions": list(seccomp.ACTIONS),
+        "operators": list(seccomp.OPERATORS),
+        "archs": sorted(seccomp.ARCHES),
+        "knownFlags": list(seccomp.FLAGS),
+        "supportedFlags": [name for name, bit in _SECCOMP_FLAG_BITS.items()
+                           if lib.pyoci_seccomp_flag_supported(bit) == 1],
+    }
+
+
+def features() -> dict[str, Any]:
+    from pyoci._native import lib
+
+    last = lib.pyoci_cap_last()
+    caps = capabilities.NAMES[: last + 1]
+    cg_v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    return {
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": SPEC_VERSION,
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer",
+                  "poststart", "poststop"],
+        "mountOptions": _mount_options(),
+        "linux": {
+            "namespaces": sorted(ns.FLAGS),
+            "capabilities": caps,
+            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False,
+                       "rdma": True},
+            "seccomp": _seccomp(),
+            "apparmor": {"enabled": False},
+            "selinux": {"enabled": False},
+            "intelRdt": {"enabled": False},
+            "mountExtensions": {"idmap": {"enabled": False}},
+        },
+        "annotations": {
+            "org.opencontainers.runtime-spec.features.cgroup.unified": str(cg_v2).lower(),
+        },
+    }

@@ -1,0 +1,1 @@
+"""One module per kernel mechanism the container process is built from."""

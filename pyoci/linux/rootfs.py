@@ -1,0 +1,199 @@
+"""Building the container's filesystem view, in the order runc and crun use.
+
+Paths from config.json are resolved *inside* the rootfs with ``openat2``
+and ``RESOLVE_IN_ROOT``, so a symlink in the image (``/proc -> /``,
+``../../..``) can never make a mount land outside it (CVE-2021-30465 class).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from pyoci._native import check, lib
+from pyoci.linux import mounts as m
+
+O_PATH = 0o10000000
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_IN_ROOT = 0x10
+
+
+def open_in_root(rootfd: int, path: str, flags: int = O_PATH | os.O_CLOEXEC) -> int:
+    """Open ``path`` as if ``rootfd`` were ``/``: symlinks can't climb out."""
+    rel = path.lstrip("/") or "."
+    return check(
+        lib.pyoci_openat2(rootfd, rel.encode(), flags, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS),
+        path,
+    )
+
+
+def make_in_root(rootfd: int, path: str, is_file: bool, mode: int = 0o755) -> int:
+    """Create ``path`` (and its parents) inside the root; return an O_PATH fd to it."""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    fd = os.dup(rootfd)
+    try:
+        done = ""
+        for i, name in enumerate(parts):
+            done += "/" + name
+            last = i == len(parts) - 1
+            try:
+                nfd = open_in_root(rootfd, done)
+            except FileNotFoundError:
+                try:
+                    if last and is_file:
+                        os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644,
+                                         dir_fd=fd))
+                    else:
+                        os.mkdir(name, mode, dir_fd=fd)
+                except FileExistsError:
+                    pass  # a symlink we must not follow directly; resolve it in the root
+                nfd = open_in_root(rootfd, done)
+            os.close(fd)
+            fd = nfd
+            if not last and not stat.S_ISDIR(os.fstat(fd).st_mode):
+                raise OSError(errno.ENOTDIR, "not a directory", done)
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def mount_entry(rootfd: int, entry: dict, bundle: str, in_userns: bool,
+                cgroup_mount: object = None) -> None:
+    """Apply one entry of ``mounts``."""
+    dest = entry["destination"]
+    mtype = entry.get("type")
+    opts = m.parse_options(entry.get("options") or [], mtype)
+    source = entry.get("source")
+    if opts.bind:
+        if source and not source.startswith("/"):
+            source = os.path.join(bundle, source)
+        if not source or not os.path.exists(source):
+            raise OSError(errno.ENOENT, "no such file or directory", source or dest)
+        is_file = not os.path.isdir(source)
+    else:
+        is_file = False
+    if mtype == "cgroup" and cgroup_mount is not None:
+        fd = make_in_root(rootfd, dest, False)
+        try:
+            cgroup_mount(rootfd, dest, fd, opts)  # type: ignore[operator]
+        finally:
+            os.close(fd)
+        return
+    fd = make_in_root(rootfd, dest, is_file)
+    try:
+        target = m.fd_path(fd)
+        if opts.bind:
+            flags = m.MS_BIND | (m.MS_REC if opts.recursive else 0)
+            m.mount(source, target, None, flags)
+            remount = opts.flags & ~m.MS_REMOUNT
+            if remount or opts.clear:
+                top = open_in_root(rootfd, dest)
+                try:
+                    if in_userns:
+                        remount |= m.locked_flags(source)  # type: ignore[arg-type]
+                    m.mount(None, m.fd_path(top), None,
+                            m.MS_BIND | m.MS_REMOUNT | remount)
+                finally:
+                    os.close(top)
+        else:
+            data = ",".join(opts.data) or None
+            m.mount(source or mtype, target, mtype, opts.flags & ~m.MS_REMOUNT, data)
+        if opts.propagation or opts.attr_set or opts.attr_clr:
+            top = open_in_root(rootfd, dest)
+            try:
+                for prop in opts.propagation:
+                    m.mount(None, m.fd_path(top), None, prop)
+                if opts.attr_set or opts.attr_clr:
+                    m.setattr_recursive(top, opts.attr_set, opts.attr_clr, dest)
+            finally:
+                os.close(top)
+    except OSError as e:
+        raise OSError(e.errno, f"mount {source or mtype} to {dest}: "
+                      f"{os.strerror(e.errno or 0).lower()}") from None
+    finally:
+        os.close(fd)
+
+
+def prepare_propagation(rootfs_propagation: str | None) -> None:
+    """Stop our mounts propagating back to the host before we make any."""
+    flag = m.PROPAGATION.get(rootfs_propagation or "rslave", m.MS_SLAVE | m.MS_REC)
+    if flag & m.MS_SHARED:
+        flag = m.MS_SLAVE | m.MS_REC  # the root becomes shared after pivot_root
+    m.mount(None, "/", None, flag | m.MS_REC)
+
+
+def bind_rootfs(rootfs: str) -> int:
+    """Make the rootfs a mount point (pivot_root needs one) and return an fd to it."""
+    m.mount(rootfs, rootfs, None, m.MS_BIND | m.MS_REC)
+    return os.open(rootfs, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def pivot(rootfd: int, rootfs: str) -> None:
+    """pivot_root into the rootfs and detach the old root, leaving no host path behind."""
+    os.fchdir(rootfd)
+    check(lib.pyoci_pivot_root(b".", b"."), rootfs)
+    # The old root is now stacked under "."; keep its unmount from reaching the host.
+    m.mount(None, ".", None, m.MS_SLAVE | m.MS_REC)
+    m.umount(".", m.MNT_DETACH)
+    os.chdir("/")
+
+
+def chroot_into(rootfd: int, rootfs: str) -> None:
+    """--no-pivot: move the rootfs mount over / and chroot, for ramfs-rooted hosts."""
+    os.fchdir(rootfd)
+    m.mount(rootfs, "/", None, m.MS_MOVE)
+    os.chroot(".")
+    os.chdir("/")
+
+
+def finish_propagation(rootfs_propagation: str | None) -> None:
+    if rootfs_propagation:
+        m.mount(None, "/", None, m.PROPAGATION[rootfs_propagation])
+
+
+def mask_path(path: str) -> None:
+    """Hide a file behind /dev/null, a directory behind an empty read-only tmpfs."""
+    try:
+        fd = open_in_root(os.open("/", O_PATH | os.O_CLOEXEC), path)
+    except FileNotFoundError:
+        return
+    try:
+        target = m.fd_path(fd)
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            m.mount("tmpfs", target, "tmpfs", m.MS_RDONLY, None)
+        else:
+            m.mount("/dev/null", target, None, m.MS_BIND)
+    except OSError as e:
+        raise OSError(e.errno, f"mask {path}: {os.strerror(e.errno or 0).lower()}") from None
+    finally:
+        os.close(fd)
+
+
+def readonly_path(path: str) -> None:
+    root = os.open("/", O_PATH | os.O_CLOEXEC)
+    try:
+        try:
+            fd = open_in_root(root, path)
+        except FileNotFoundError:
+            return
+        try:
+            m.mount(m.fd_path(fd), m.fd_path(fd), None, m.MS_BIND | m.MS_REC)
+        finally:
+            os.close(fd)
+        fd = open_in_root(root, path)
+        try:
+            flags = m.locked_flags(m.fd_path(fd)) | m.MS_RDONLY
+            m.mount(None, m.fd_path(fd), None, m.MS_BIND | m.MS_REMOUNT | flags)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise OSError(e.errno, f"readonly {path}: {os.strerror(e.errno or 0).lower()}") from None
+    finally:
+        os.close(root)
+
+
+def readonly_root() -> None:
+    flags = m.locked_flags("/") | m.MS_RDONLY
+    m.mount(None, "/", None, m.MS_BIND | m.MS_REMOUNT | flags)

@@ -1,0 +1,38 @@
+"""The container's console: a pty made inside the container, master sent out.
+
+The pty comes from the container's own devpts instance, so the slave is a
+device the container can see; its peer is bind-mounted on /dev/console and
+becomes fds 0, 1 and 2.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import struct
+import termios
+
+from pyoci.linux import mounts as m
+from pyoci.process.sync import send_fd
+
+
+def setup(console_sock: int, size: dict | None) -> None:
+    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(master, termios.TIOCSPTLCK, struct.pack("i", 0))
+        num = struct.unpack("I", fcntl.ioctl(master, termios.TIOCGPTN, b"\0" * 4))[0]
+        name = f"/dev/pts/{num}"
+        slave = os.open(name, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        if size:
+            fcntl.ioctl(slave, termios.TIOCSWINSZ,
+                        struct.pack("HHHH", size.get("height", 0), size.get("width", 0), 0, 0))
+        if not os.path.exists("/dev/console"):
+            os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+        m.mount(name, "/dev/console", None, m.MS_BIND)
+        send_fd(console_sock, master, name.encode())
+    finally:
+        os.close(master)
+    for target in (0, 1, 2):
+        os.dup2(slave, target)
+    os.close(slave)
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)

@@ -1,0 +1,1 @@
+"""The container process: spawn (parent), sync (the channel), init (child setup)."""

@@ -1,0 +1,411 @@
+"""The container process, from fork to execve, in the order of DESIGN.md.
+
+Stage 1 (the forked child) makes itself non-dumpable, joins and unshares
+namespaces and, when a pid or time namespace needs it, forks the init. The
+init builds the rootfs, reports *ready*, waits on the exec fifo, and hands
+over to the C exec step, after which no Python runs.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import os
+import stat
+from typing import Any
+
+from pyoci import hooks as hookmod
+from pyoci._native import check, ffi, lib
+from pyoci.linux import devices, rlimits, rootfs, terminal
+from pyoci.linux import namespaces as ns
+from pyoci.process.sync import Channel
+from pyoci.spec.plan import Plan
+
+PR_SET_DUMPABLE = 4
+PR_SET_PDEATHSIG = 1
+SECCOMP_FILTER_FLAG_NEW_LISTENER = 8
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class StageError(Exception):
+    """A failure inside the container process, reported to the parent as-is."""
+
+    def __init__(self, stage: str, err: int, message: str) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.errno = err
+
+
+class Child:
+    """What the forked process needs besides the plan: fds the parent opened for it."""
+
+    def __init__(self, plan: Plan, chan: Channel, fifo_dir: int, console: int | None,
+                 cgroup_mount: Any, hooks_in_parent: bool) -> None:
+        self.plan = plan
+        self.chan = chan
+        self.fifo_dir = fifo_dir
+        self.console = console
+        self.cgroup_mount = cgroup_mount
+        self.hooks_in_parent = hooks_in_parent
+        self.stage = "init"
+        self.notify = -1
+
+    # -- stage 1 ---------------------------------------------------------------
+    def run(self) -> None:
+        """Never returns: exits the process on any outcome."""
+        try:
+            self._stage1()
+        except StageError as e:
+            self._report(e.stage, e.errno, str(e))
+        except OSError as e:
+            self._report(self.stage, e.errno or 0, _describe(e))
+        except BaseException as e:  # noqa: BLE001 - the parent must hear about anything
+            self._report(self.stage, 0, f"{type(e).__name__}: {e}")
+        os._exit(1)
+
+    def _report(self, stage: str, err: int, message: str) -> None:
+        try:
+            self.chan.send("error", stage=stage, errno=err, message=message)
+        except OSError:
+            pass
+
+    def _stage1(self) -> None:
+        plan = self.plan
+        # Before any namespace is joined: a container process must never be able to
+        # open our /proc/<pid>/exe (the host's Python) or read our memory.
+        check(lib.pyoci_prctl(PR_SET_DUMPABLE, 0, 0, 0, 0))
+        _reset_signals()
+        msg = self.chan.recv()
+        if not msg or msg["type"] != "go":
+            os._exit(1)
+        self.stage = "join namespaces"
+        for nstype, path in plan.join:
+            fd = ns.open_ns(path, nstype)
+            try:
+                ns.join(fd, nstype, path)
+            finally:
+                os.close(fd)
+        if plan.new_userns:
+            self.stage = "user namespace"
+            ns.unshare(ns.CLONE_NEWUSER)
+            self.chan.send("userns")
+            reply = self.chan.recv()
+            if not reply or reply["type"] != "mapped":
+                os._exit(1)
+            try:
+                os.setresgid(0, 0, 0)
+                os.setresuid(0, 0, 0)
+            except OSError as e:
+                if e.errno != errno_mod.EINVAL:
+                    raise
+        if plan.new_ns:
+            self.stage = "unshare namespaces"
+            ns.unshare(plan.new_ns)
+        offsets = plan.linux.get("timeOffsets")
+        if offsets and plan.new_ns & ns.CLONE_NEWTIME:
+            self.stage = "time offsets"
+            with open("/proc/self/timens_offsets", "w") as f:
+                for clock, off in offsets.items():
+                    f.write(f"{clock} {off.get('secs', 0)} {off.get('nanosecs', 0)}\n")
+        if plan.needs_fork:
+            pid = os.fork()
+            if pid:
+                self.chan.send("pid", pid=pid)
+                os._exit(0)
+        else:
+            self.chan.send("pid", pid=os.getpid())
+        self._init()
+
+    # -- init ----------------------------------------------------------------
+    def _init(self) -> None:
+        plan = self.plan
+        linux = plan.linux
+        process = plan.process
+        os.setsid()
+        in_userns = plan.new_userns or any(t == "user" for t, _ in plan.join)
+        if not plan.no_new_keyring:
+            self.stage = "session keyring"
+            # EINVAL/ENOSYS/EPERM: keyrings unavailable (e.g. restricted); runc tolerates it
+            if lib.pyoci_join_session_keyring(plan.cid.encode()) < 0 and ffi.errno not in (
+                errno_mod.ENOSYS, errno_mod.EPERM, errno_mod.EACCES
+            ):
+                check(-1, "session keyring")
+        self.stage = "sysctl"
+        for key, value in (linux.get("sysctl") or {}).items():
+            path = "/proc/sys/" + key.replace(".", "/")
+            try:
+                with open(path, "w") as f:
+                    f.write(str(value))
+            except OSError as e:
+                raise StageError("sysctl", e.errno or 0,
+                                 f"write sysctl {key}={value}: {_describe(e)}") from None
+        if "oomScoreAdj" in process:
+            self.stage = "oom score"
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(process["oomScoreAdj"]))
+        self.stage = "rootfs"
+        rootfs.prepare_propagation(linux.get("rootfsPropagation"))
+        rootfd = rootfs.bind_rootfs(plan.rootfs)
+        self.stage = "mount"
+        dev_bound = False
+        for entry in plan.config.get("mounts") or []:
+            rootfs.mount_entry(rootfd, entry, plan.bundle, in_userns, self.cgroup_mount)
+            if entry["destination"].rstrip("/") == "/dev":
+                kinds = {entry.get("type"), *(entry.get("options") or [])}
+                dev_bound = bool(kinds & {"bind", "rbind"})
+        self.stage = "devices"
+        devices.setup_dev(rootfd, linux.get("devices") or [], in_userns, not dev_bound)
+        hooks = plan.config.get("hooks") or {}
+        if self.hooks_in_parent:
+            self.stage = "prestart hooks"
+            self.chan.send("hooks")
+            reply = self.chan.recv()
+            if not reply or reply["type"] != "hooks-done":
+                os._exit(1)
+        if hooks.get("createContainer"):
+            self.stage = "createContainer hooks"
+            hookmod.run(hooks["createContainer"], "createContainer", self._state("created"))
+        if plan.seccomp is not None and plan.seccomp.flags & SECCOMP_FILTER_FLAG_NEW_LISTENER:
+            self.stage = "seccomp listener"
+            self.notify = _connect_listener(plan.seccomp.listener_path)
+        if hooks.get("startContainer"):
+            import subprocess  # noqa: F401 - after pivot_root the host's modules are gone
+        self.stage = "pivot root"
+        if plan.no_pivot:
+            rootfs.chroot_into(rootfd, plan.rootfs)
+        else:
+            rootfs.pivot(rootfd, plan.rootfs)
+        os.close(rootfd)
+        if process.get("terminal"):
+            self.stage = "console"
+            assert self.console is not None
+            terminal.setup(self.console, process.get("consoleSize"))
+            os.close(self.console)
+        self.stage = "masked paths"
+        for path in linux.get("maskedPaths") or []:
+            rootfs.mask_path(path)
+        self.stage = "readonly paths"
+        for path in linux.get("readonlyPaths") or []:
+            rootfs.readonly_path(path)
+        if plan.config.get("root", {}).get("readonly"):
+            self.stage = "readonly root"
+            rootfs.readonly_root()
+        rootfs.finish_propagation(linux.get("rootfsPropagation"))
+        if plan.config.get("hostname") is not None and plan.has_ns("uts"):
+            self.stage = "hostname"
+            name = plan.config["hostname"].encode()
+            check(lib.pyoci_sethostname(name, len(name)), "hostname")
+        if plan.config.get("domainname") is not None and plan.has_ns("uts"):
+            self.stage = "domainname"
+            name = plan.config["domainname"].encode()
+            check(lib.pyoci_setdomainname(name, len(name)), "domainname")
+        if process.get("rlimits"):
+            self.stage = "rlimits"
+            rlimits.apply(process["rlimits"])
+        self.stage = "cwd"
+        cwd = process.get("cwd") or "/"
+        try:
+            os.chdir(cwd)
+        except OSError as e:
+            raise StageError("cwd", e.errno or 0, f"chdir to cwd ({cwd!r}) set in config.json "
+                             f"failed: {_describe(e)}") from None
+        self.stage = "exec"
+        env = _environment(process)
+        path = lookup(process["args"][0], env)
+        self.chan.send("ready")
+        self.chan.close()
+        # Wait until `start` opens the fifo for reading.
+        fd = os.open("exec.fifo", os.O_WRONLY | os.O_CLOEXEC, dir_fd=self.fifo_dir)
+        os.write(fd, b"0")
+        os.close(fd)
+        os.close(self.fifo_dir)
+        self._after_start(path, env)
+
+    def _after_start(self, path: str, env: list[str]) -> None:
+        """From here on the caller is `start`, which has already returned: errors go to stderr."""
+        plan = self.plan
+        try:
+            hooks = (plan.config.get("hooks") or {}).get("startContainer")
+            if hooks:
+                hookmod.run(hooks, "startContainer", self._state("running"))
+            exec_process(plan, path, env, self.notify, self._listener_message())
+        except Exception as e:  # noqa: BLE001 - no parent is listening any more
+            os.write(2, f"pyoci: unable to start container process: {e}\n".encode())
+        os._exit(255)
+
+    def _listener_message(self) -> bytes:
+        """The container process state sent with the seccomp listener fd."""
+        if self.notify < 0:
+            return b""
+        from pyoci import SPEC_VERSION, jsonio  # already imported by the parent
+
+        assert self.plan.seccomp is not None
+        return jsonio.dumps({
+            "ociVersion": SPEC_VERSION, "fds": ["seccompFd"], "pid": os.getpid(),
+            "metadata": self.plan.seccomp.listener_metadata, "state": self._state("running"),
+        }).encode()
+
+    def _state(self, status: str) -> dict[str, Any]:
+        from pyoci import SPEC_VERSION
+
+        return {"ociVersion": SPEC_VERSION, "id": self.plan.cid, "status": status,
+                "pid": os.getpid(), "bundle": self.plan.bundle,
+                "annotations": self.plan.config.get("annotations") or {}}
+
+
+def _reset_signals() -> None:
+    """Python installs handlers (SIGINT) and ignores SIGPIPE/SIGXFSZ; a container must not
+    inherit that, and `kill` must be able to stop a created container."""
+    import signal
+
+    for sig in range(1, 65):
+        if sig in (signal.SIGKILL, signal.SIGSTOP, 32, 33):
+            continue
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+
+
+def _environment(process: dict[str, Any]) -> list[str]:
+    env = list(process.get("env") or [])
+    names = {e.partition("=")[0] for e in env}
+    if "HOME" not in names:
+        env.append(f"HOME={_home(process.get('user') or {})}")
+    listen = os.environ.get("LISTEN_FDS")
+    if listen and "LISTEN_FDS" not in names:
+        env += [f"LISTEN_FDS={listen}", f"LISTEN_PID={os.getpid()}"]
+    return env
+
+
+def _home(user: dict[str, Any]) -> str:
+    uid = user.get("uid", 0)
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                parts = line.rstrip("\n").split(":")
+                if len(parts) >= 6 and parts[2] == str(uid):
+                    return parts[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
+def lookup(arg0: str, env: list[str]) -> str:
+    """Resolve args[0] the way Go's exec.LookPath does, with runc's error wording."""
+    if "/" in arg0:
+        return _check_exec(arg0, arg0)
+    path = DEFAULT_PATH
+    for item in env:
+        if item.startswith("PATH="):
+            path = item[5:]
+    for d in path.split(":"):
+        candidate = os.path.join(d or ".", arg0)
+        try:
+            return _check_exec(candidate, arg0)
+        except StageError:
+            continue
+    raise StageError("exec", errno_mod.ENOENT,
+                     f'exec: "{arg0}": executable file not found in $PATH')
+
+
+def _check_exec(path: str, arg0: str) -> str:
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise StageError("exec", e.errno or 0,
+                         f'exec: "{arg0}": stat {path}: {_describe(e, False)}') from None
+    if stat.S_ISDIR(st.st_mode) or not st.st_mode & 0o111:
+        raise StageError("exec", errno_mod.EACCES, f'exec: "{arg0}": permission denied')
+    return path
+
+
+def _connect_listener(path: str | None) -> int:
+    import _socket
+
+    if not path:
+        raise StageError("seccomp", errno_mod.EINVAL, "linux.seccomp.listenerPath is required "
+                         "for SCMP_ACT_NOTIFY")
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    try:
+        s.connect(path)
+    except OSError as e:
+        s.close()
+        raise StageError("seccomp", e.errno or 0,
+                         f"connect to seccomp listener {path}: {_describe(e, False)}") from None
+    return s.detach()
+
+
+def exec_process(plan: Plan, path: str, env: list[str], notify: int = -1,
+                 notify_msg: bytes = b"") -> None:
+    """Fill the C exec spec and call it; returns only by raising."""
+    process = plan.process
+    user = process.get("user") or {}
+    keep: list[Any] = []
+
+    def cstr(s: str) -> Any:
+        b = ffi.new("char[]", s.encode())
+        keep.append(b)
+        return b
+
+    def cvec(items: list[str]) -> Any:
+        arr = ffi.new("char *[]", [cstr(i) for i in items] + [ffi.NULL])
+        keep.append(arr)
+        return arr
+
+    x = ffi.new("struct pyoci_exec *")
+    x.path = cstr(path)
+    x.argv = cvec(process["args"])
+    x.envp = cvec(env)
+    x.change_ids = 1
+    x.uid = user.get("uid", 0)
+    x.gid = user.get("gid", 0)
+    groups = user.get("additionalGids")
+    setgroups_ok = True
+    if plan.new_userns:
+        try:
+            with open("/proc/self/setgroups") as f:
+                setgroups_ok = f.read().strip() == "allow"
+        except OSError:
+            setgroups_ok = True
+    if groups is not None or setgroups_ok:
+        g = list(groups or [])
+        garr = ffi.new("unsigned int[]", g or [0])
+        keep.append(garr)
+        x.ngroups = len(g) if setgroups_ok else -1
+        x.groups = garr
+    else:
+        x.ngroups = -1
+    x.umask = user.get("umask", 0o022)
+    if plan.caps is not None:
+        x.caps = 1
+        x.cap_bounding = plan.caps["bounding"]
+        x.cap_effective = plan.caps["effective"]
+        x.cap_permitted = plan.caps["permitted"]
+        x.cap_inheritable = plan.caps["inheritable"]
+        x.cap_ambient = plan.caps["ambient"]
+        x.cap_last = lib.pyoci_cap_last()
+    x.no_new_privs = 1 if process.get("noNewPrivileges") else 0
+    x.seccomp_notify_sock = notify
+    msg = ffi.from_buffer(notify_msg)
+    keep.append(msg)
+    x.seccomp_notify_msg = ffi.cast("const char *", msg)
+    x.seccomp_notify_msg_len = len(notify_msg)
+    if plan.seccomp is not None:
+        buf = ffi.from_buffer(plan.seccomp.bpf)
+        keep.append(buf)
+        x.seccomp_filter = buf
+        x.seccomp_len = plan.seccomp.instructions
+        x.seccomp_flags = plan.seccomp.flags
+    listen = int(os.environ.get("LISTEN_FDS") or 0)
+    x.keep_fds = plan.preserve_fds + listen
+    stage = ffi.new("const char **")
+    lib.pyoci_exec(x, stage)
+    err = ffi.errno
+    raise OSError(err, f"{ffi.string(stage[0]).decode()}: {os.strerror(err).lower()}")
+
+
+def _describe(e: OSError, with_name: bool = True) -> str:
+    text = (e.strerror or str(e)).lower()
+    if with_name and e.filename and str(e.filename) not in text:
+        return f"{e.filename}: {text}"
+    return text

@@ -1,0 +1,131 @@
+"""The parent side of ``create``: fork, place, map, run hooks, wait for *ready*."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from pyoci.errors import ProcessSetupError, PyociError
+from pyoci.process.init import Child
+from pyoci.process.sync import Channel
+from pyoci.spec.plan import Plan
+
+
+def single_threaded() -> bool:
+    with open("/proc/self/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"Threads:"):
+                return int(line.split()[1]) == 1
+    return True
+
+
+def _write_maps(pid: int, linux: dict[str, Any]) -> None:
+    for kind in ("uid", "gid"):
+        lines = "".join(
+            f"{m['containerID']} {m['hostID']} {m['size']}\n"
+            for m in linux.get(f"{kind}Mappings") or []
+        )
+        try:
+            with open(f"/proc/{pid}/{kind}_map", "w") as f:
+                f.write(lines)
+        except OSError as e:
+            raise ProcessSetupError(
+                "user namespace", e.errno or 0,
+                f"write {kind}_map: {(e.strerror or '').lower()}",
+            ) from None
+
+
+class Spawned:
+    """The result: the init's pid, plus the stage-1 pid if it must still be reaped."""
+
+    def __init__(self) -> None:
+        self.init_pid = 0
+        self.stage1_pid = 0
+
+
+def spawn(plan: Plan, state_dir: str, place: Callable[[int], None],
+          run_parent_hooks: Callable[[int], None] | None, cgroup_mount: Any,
+          on_pid: Callable[[int], None] | None = None) -> int:
+    """Start the container process; return the init's pid once it is ready."""
+    if not single_threaded():
+        raise PyociError("refusing to fork: pyoci is not single-threaded")
+    ours, theirs = Channel.pair()
+    fifo_dir = os.open(state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    console = None
+    try:
+        if plan.process.get("terminal"):
+            console = _connect(plan.console_socket)  # type: ignore[arg-type]
+        child = Child(plan, theirs, fifo_dir, console, cgroup_mount,
+                      hooks_in_parent=run_parent_hooks is not None)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            ours.close()
+            child.run()
+            os._exit(1)
+    finally:
+        theirs.close()
+        os.close(fifo_dir)
+        if console is not None:
+            os.close(console)
+    init_pid = 0
+    try:
+        place(pid)
+        ours.send("go")
+        while True:
+            msg = ours.recv()
+            if msg is None:
+                raise ProcessSetupError(
+                    "init", 0, "container init exited unexpectedly before it was ready"
+                )
+            kind = msg["type"]
+            if kind == "userns":
+                _write_maps(pid, plan.linux)
+                ours.send("mapped")
+            elif kind == "pid":
+                init_pid = msg["pid"]
+                if on_pid:
+                    on_pid(init_pid)
+            elif kind == "hooks":
+                assert run_parent_hooks is not None
+                run_parent_hooks(init_pid)
+                ours.send("hooks-done")
+            elif kind == "ready":
+                break
+            elif kind == "error":
+                raise ProcessSetupError(msg["stage"], msg.get("errno", 0), msg["message"])
+    except BaseException:
+        for p in {pid, init_pid} - {0}:
+            try:
+                os.kill(p, 9)
+            except ProcessLookupError:
+                pass
+        _reap(pid)
+        if init_pid and init_pid != pid:
+            _reap(init_pid)
+        raise
+    finally:
+        ours.close()
+    if init_pid != pid:
+        _reap(pid)
+    return init_pid
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _connect(path: str) -> int:
+    import _socket
+
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    try:
+        s.connect(path)
+    except OSError as e:
+        s.close()
+        raise PyociError(f"connect to console socket {path}: {(e.strerror or '').lower()}") \
+            from None
+    return s.detach()

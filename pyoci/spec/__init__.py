@@ -1,0 +1,1 @@
+"""config.json: loading, validation, defaults and the resolved plan."""

@@ -1,0 +1,1 @@
+"""The state store under ``--root`` and the status derived from the kernel."""

@@ -1,0 +1,160 @@
+"""Per-container directories under ``--root``.
+
+Layout of ``<root>/<id>/``:
+
+- ``state.json``: what later commands need (pid and its start time, bundle,
+  cgroup manager state, hooks), written atomically so a reader never sees a
+  partial file;
+- ``config.json``: the validated config, read only by commands that need it;
+- ``exec.fifo``: present from ``create`` until ``start`` (the status is
+  *created* while it exists);
+- ``lock``: ``flock`` serialises commands on one container.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+from typing import Any
+
+from pyoci import jsonio
+from pyoci.errors import ContainerExists, ContainerNotFound, StateError, UsageError
+
+STATE_FILE = "state.json"
+CONFIG_FILE = "config.json"
+FIFO = "exec.fifo"
+LOCK = "lock"
+
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
+
+
+def check_id(cid: str) -> str:
+    """Apply runc's id rule, so an id can never name a path outside ``--root``."""
+    if not cid:
+        raise UsageError("container id cannot be empty")
+    if cid in (".", "..") or not _ID_CHARS.issuperset(cid) or len(cid) > 1024:
+        raise UsageError(f"invalid id format: {cid}")
+    return cid
+
+
+def write_atomic(path: str, data: bytes | str, mode: int = 0o600) -> None:
+    """tmp + fsync + rename in the same directory: readers see old or new, never half."""
+    if isinstance(data, str):
+        data = data.encode()
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        _unlink_quiet(tmp)
+        raise
+    os.close(fd)
+    try:
+        os.rename(tmp, path)
+    except BaseException:
+        _unlink_quiet(tmp)
+        raise
+
+
+def _unlink_quiet(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+class Store:
+    """The ``--root`` directory: one sub-directory per container."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def dir(self, cid: str) -> str:
+        return os.path.join(self.root, check_id(cid))
+
+    def ensure_root(self) -> None:
+        try:
+            os.makedirs(self.root, mode=0o700, exist_ok=True)
+        except OSError as e:
+            raise StateError(f"create root directory {self.root}: {e.strerror.lower()}") from e
+
+    def claim(self, cid: str) -> str:
+        """Make the container's directory; exactly one concurrent ``create`` wins."""
+        self.ensure_root()
+        path = self.dir(cid)
+        try:
+            os.mkdir(path, 0o711)
+        except FileExistsError:
+            raise ContainerExists(cid) from None
+        except OSError as e:
+            raise StateError(f"create state directory {path}: {e.strerror.lower()}") from e
+        return path
+
+    def exists(self, cid: str) -> bool:
+        return os.path.exists(os.path.join(self.dir(cid), STATE_FILE))
+
+    def load(self, cid: str) -> dict[str, Any]:
+        path = os.path.join(self.dir(cid), STATE_FILE)
+        try:
+            with open(path, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            raise ContainerNotFound(cid) from None
+        except NotADirectoryError:
+            raise ContainerNotFound(cid) from None
+        try:
+            return jsonio.loads(raw)
+        except ValueError as e:
+            raise StateError(f"corrupt state file {path}: {e}") from None
+
+    def save(self, cid: str, state: dict[str, Any]) -> None:
+        path = os.path.join(self.dir(cid), STATE_FILE)
+        try:
+            write_atomic(path, jsonio.dumps(state))
+        except OSError as e:
+            raise StateError(f"write state file {path}: {e.strerror.lower()}") from e
+
+    def load_config(self, cid: str) -> dict[str, Any]:
+        with open(os.path.join(self.dir(cid), CONFIG_FILE), "rb") as f:
+            return jsonio.loads(f.read())
+
+    def lock(self, cid: str) -> int:
+        """Take the container's lock; returns the fd to pass to :meth:`unlock`."""
+        path = self.dir(cid)
+        try:
+            fd = os.open(os.path.join(path, LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except (FileNotFoundError, NotADirectoryError):
+            raise ContainerNotFound(cid) from None
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return fd
+
+    @staticmethod
+    def unlock(fd: int) -> None:
+        os.close(fd)
+
+    def remove(self, cid: str) -> None:
+        """Remove the directory and everything in it (files only: no mounts live here)."""
+        path = self.dir(cid)
+        try:
+            names = os.listdir(path)
+        except FileNotFoundError:
+            return
+        for name in names:
+            _unlink_quiet(os.path.join(path, name))
+        try:
+            os.rmdir(path)
+        except OSError as e:
+            if e.errno != errno.ENOENT:
+                raise StateError(f"remove state directory {path}: {e.strerror.lower()}") from e
+
+    def ids(self) -> list[str]:
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if os.path.exists(os.path.join(self.root, n, STATE_FILE)))
