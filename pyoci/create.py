@@ -158,11 +158,11 @@ def _rollback(store: Store, cid: str, cgroup: Any, pid: int) -> None:
             while cgroup.exists() and cgroup.pids() and time.monotonic() < deadline:
                 time.sleep(0.005)
             cgroup.destroy()
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
     try:
         store.remove(cid)
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass
 
 

@@ -7,9 +7,8 @@ that ``json`` itself uses is all we need, so the lean commands use it directly.
 
 from __future__ import annotations
 
-from typing import Any
-
 import _json
+from typing import Any
 
 
 class _Context:

@@ -204,6 +204,10 @@ class Manager(ABC):
     def __init__(self, path: str, created: Iterable[str] = ()) -> None:
         self.path = path
         self.created: list[str] = list(created)
+        # Settings the last set() could not apply on this host and skipped
+        # (e.g. "devices" on v2 until the eBPF program exists), so the caller
+        # decides whether to warn or refuse instead of the miss being silent.
+        self.ignored: list[str] = []
 
     # -- lifecycle -------------------------------------------------------
     @abstractmethod
@@ -248,7 +252,8 @@ class Manager(ABC):
         and signalling it.
         """
         can_freeze = self.has_freezer()
-        if can_freeze:
+        was_frozen = can_freeze and self.frozen()
+        if can_freeze and not was_frozen:
             self.freeze()
         try:
             for pid in self.pids():
@@ -257,7 +262,9 @@ class Manager(ABC):
                 except ProcessLookupError:
                     continue
         finally:
-            if can_freeze:
+            # A paused container stays paused (its signals wait for resume),
+            # except for SIGKILL: frozen tasks can't die, so they are thawed.
+            if can_freeze and (not was_frozen or sig == 9):
                 self.thaw()
 
     def has_freezer(self) -> bool:

@@ -54,7 +54,6 @@ class V1Manager(Manager):
     ) -> None:
         super().__init__(path, created)
         self.paths = dict(paths)
-        self.ignored: list[str] = []
 
     # -- helpers ---------------------------------------------------------
     def _dirs(self) -> list[str]:

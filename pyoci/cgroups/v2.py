@@ -394,7 +394,6 @@ class V2Manager(Manager):
         super().__init__(path, created)
         self.root = root
         self.dir = os.path.join(root, path.lstrip("/")).rstrip("/") or root
-        self.ignored: list[str] = []
 
     def create(self, resources: dict[str, Any] | None = None) -> None:
         if self.dir == self.root:

@@ -46,7 +46,7 @@ def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
     except BaseException:
         try:
             container.delete(force=True)
-        except Exception:  # noqa: BLE001 - keep the original error
+        except Exception:
             pass
         raise
     finally:

@@ -20,7 +20,7 @@ def host_hierarchies() -> list[tuple[str, str, str]]:
         for line in f:
             left, _, right = line.partition(" - ")
             fields = left.split()
-            fstype, _src, sopts = (right.split() + ["", "", ""])[:3]
+            fstype, _src, sopts = [*right.split(), "", "", ""][:3]
             if fstype in ("cgroup", "cgroup2"):
                 out.append((fields[4], fstype, sopts))
     return out

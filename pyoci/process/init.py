@@ -58,7 +58,7 @@ class Child:
             self._report(e.stage, e.errno, str(e))
         except OSError as e:
             self._report(self.stage, e.errno or 0, _describe(e))
-        except BaseException as e:  # noqa: BLE001 - the parent must hear about anything
+        except BaseException as e:
             self._report(self.stage, 0, f"{type(e).__name__}: {e}")
         os._exit(1)
 
@@ -228,7 +228,7 @@ class Child:
             if hooks:
                 hookmod.run(hooks, "startContainer", self._state("running"))
             exec_process(plan, path, env, self.notify, self._listener_message())
-        except Exception as e:  # noqa: BLE001 - no parent is listening any more
+        except Exception as e:
             os.write(2, f"pyoci: unable to start container process: {e}\n".encode())
         os._exit(255)
 

@@ -6,10 +6,9 @@ milliseconds on every ``create``.
 
 from __future__ import annotations
 
+import _socket
 import sys
 from typing import Any
-
-import _socket
 
 from pyoci import jsonio
 

@@ -1,7 +1,6 @@
 """Smoke test of the probe + fixtures against whatever PYOCI_TEST_RUNTIME names."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import helpers
@@ -18,7 +17,8 @@ def test_hostname(run_probe) -> None:
 def test_id(run_probe) -> None:
     res = run_probe("id", check=True)
     assert helpers.parse_kv(res.stdout)["uid"] == "0"
-    res = run_probe("id", **{"process.user": {"uid": 65534, "gid": 65534, "additionalGids": [10, 20]}}, check=True)
+    user = {"uid": 65534, "gid": 65534, "additionalGids": [10, 20]}
+    res = run_probe("id", **{"process.user": user}, check=True)
     assert res.stdout == "uid=65534 gid=65534 groups=10,20\n"
 
 
