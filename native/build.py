@@ -1,7 +1,8 @@
 """Build the C helper with cffi in out-of-line API mode.
 
 Every ``native/*.cdef`` file holds the declarations Python may call (each
-with a matching ``native/*.h``), and every ``native/*.c`` file is compiled into the one extension ``pyoci._native._pyoci``.
+with a matching ``native/*.h``), and every ``native/*.c`` file is compiled
+into the one extension ``pyoci._native._pyoci``.
 Declarations are parsed here, at build time only; at run time pyoci imports the
 compiled module and never parses C.
 """

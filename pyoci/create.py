@@ -35,8 +35,18 @@ class Options:
         self.foreground = foreground
 
 
-def create(store: Store, cid: str, opts: Options) -> tuple[int, list[str]]:
-    """Create the container; return (init pid, warnings)."""
+class Created:
+    """What ``create`` hands back: the init's pid, warnings, and for a foreground
+    ``run`` with a terminal, the socket the pty master arrives on."""
+
+    def __init__(self, pid: int, warnings: list[str], console: int | None) -> None:
+        self.pid = pid
+        self.warnings = warnings
+        self.console = console
+
+
+def create(store: Store, cid: str, opts: Options) -> Created:
+    """Create the container, or raise with nothing left behind."""
     from pyoci.spec import plan as planmod
     from pyoci.spec.load import read_config
     from pyoci.spec.validate import validate
@@ -52,7 +62,7 @@ def create(store: Store, cid: str, opts: Options) -> tuple[int, list[str]]:
     process = config.get("process")
     if not process:
         raise SpecError("config.json: process: required to create a container")
-    if process.get("terminal") and not opts.console_socket:
+    if process.get("terminal") and not opts.console_socket and not opts.foreground:
         raise PyociError(
             "cannot allocate tty if pyoci will detach without setting console socket"
         )
@@ -71,7 +81,19 @@ def create(store: Store, cid: str, opts: Options) -> tuple[int, list[str]]:
     state_dir = store.claim(cid)
     cgroup = None
     init_pid = 0
+    console = ours = None
     try:
+        if process.get("terminal"):
+            from pyoci.process.spawn import connect_console
+
+            if opts.console_socket:
+                console = connect_console(opts.console_socket)
+            else:
+                import _socket
+
+                a, b = _socket.socketpair(_socket.AF_UNIX,
+                                          _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+                ours, console = a.detach(), b.detach()
         write_atomic(os.path.join(state_dir, CONFIG_FILE), raw)
         os.mkfifo(os.path.join(state_dir, FIFO), 0o622)
         cgroup = _make_cgroup(plan)
@@ -114,6 +136,7 @@ def create(store: Store, cid: str, opts: Options) -> tuple[int, list[str]]:
         init_pid = spawn(
             plan, state_dir, place=(cgroup.apply if cgroup is not None else lambda pid: None),
             run_parent_hooks=parent_hooks, cgroup_mount=mounter, on_pid=record_pid,
+            console=console,
         )
         state["pid"] = init_pid
         state["pid_start"] = st.start_time(init_pid)
@@ -122,11 +145,16 @@ def create(store: Store, cid: str, opts: Options) -> tuple[int, list[str]]:
         if opts.pid_file:
             write_atomic(opts.pid_file, str(init_pid), 0o644)
     except BaseException as e:
+        if ours is not None:
+            os.close(ours)
         _rollback(store, cid, cgroup, init_pid)
         if isinstance(e, OSError):
             raise PyociError(_describe(e)) from None
         raise
-    return init_pid, warnings
+    finally:
+        if console is not None:
+            os.close(console)
+    return Created(init_pid, warnings, ours)
 
 
 def _hook_state(state: dict[str, Any], pid: int) -> dict[str, Any]:

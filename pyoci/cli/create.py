@@ -37,7 +37,6 @@ def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
     from pyoci.create import create
 
     cid = one_id(args, "create")
-    _pid, warnings = create(ctx.store(), cid, options(flags))
-    for w in warnings:
+    for w in create(ctx.store(), cid, options(flags)).warnings:
         log.warning(w)
     return 0

@@ -32,17 +32,28 @@ def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
 
         # The init is our grandchild when it has its own pid namespace: be its reaper.
         lib.pyoci_prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    pid, warnings = create(store, cid, options(flags, foreground=not detach))
-    for w in warnings:
+    created = create(store, cid, options(flags, foreground=not detach))
+    pid = created.pid
+    for w in created.warnings:
         log.warning(w)
     container = Container.load(store, cid)
     if detach:
         container.start()
         return 0
+    proxy = None
     forward = _forward_signals(pid)
     try:
+        if created.console is not None:
+            from pyoci.cli.console import Proxy, receive_master
+
+            proxy = Proxy(receive_master(created.console))
         container.start()
-        status = _wait(pid)
+        if proxy is not None:
+            exited: list[int] = []
+            proxy.pump(lambda: _reaped(pid, exited))
+            status = exited[0] if exited else _wait(pid)
+        else:
+            status = _wait(pid)
     except BaseException:
         try:
             container.delete(force=True)
@@ -51,6 +62,8 @@ def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
         raise
     finally:
         forward()
+        if proxy is not None:
+            proxy.close()
     if not flags.get("keep"):
         for w in Container.load(store, cid).delete(force=True):
             log.warning(w)
@@ -70,6 +83,22 @@ def _wait(pid: int) -> int:
             if os.WIFEXITED(status):
                 return os.WEXITSTATUS(status)
             return 128 + os.WTERMSIG(status)
+
+
+def _reaped(pid: int, out: list[int]) -> bool:
+    """Non-blocking: has the init exited? Stores its shell-style status in ``out``."""
+    while True:
+        try:
+            got, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            out.append(255)
+            return True
+        if got == 0:
+            return False
+        if got == pid:
+            out.append(os.WEXITSTATUS(status) if os.WIFEXITED(status)
+                       else 128 + os.WTERMSIG(status))
+            return True
 
 
 def _forward_signals(pid: int) -> Any:

@@ -15,12 +15,16 @@ import termios
 from pyoci.linux import mounts as m
 from pyoci.process.sync import send_fd
 
+# <asm-generic/ioctls.h>; Python's termios module lacks the pty ones.
+TIOCGPTN = 0x80045430
+TIOCSPTLCK = 0x40045431
+
 
 def setup(console_sock: int, size: dict | None) -> None:
     master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     try:
-        fcntl.ioctl(master, termios.TIOCSPTLCK, struct.pack("i", 0))
-        num = struct.unpack("I", fcntl.ioctl(master, termios.TIOCGPTN, b"\0" * 4))[0]
+        fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+        num = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0" * 4))[0]
         name = f"/dev/pts/{num}"
         slave = os.open(name, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
         if size:

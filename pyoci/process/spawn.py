@@ -36,26 +36,19 @@ def _write_maps(pid: int, linux: dict[str, Any]) -> None:
             ) from None
 
 
-class Spawned:
-    """The result: the init's pid, plus the stage-1 pid if it must still be reaped."""
-
-    def __init__(self) -> None:
-        self.init_pid = 0
-        self.stage1_pid = 0
-
-
 def spawn(plan: Plan, state_dir: str, place: Callable[[int], None],
           run_parent_hooks: Callable[[int], None] | None, cgroup_mount: Any,
-          on_pid: Callable[[int], None] | None = None) -> int:
-    """Start the container process; return the init's pid once it is ready."""
+          on_pid: Callable[[int], None] | None = None, console: int | None = None) -> int:
+    """Start the container process; return the init's pid once it is ready.
+
+    ``console`` is a connected socket the init sends the pty master over; the
+    caller owns it.
+    """
     if not single_threaded():
         raise PyociError("refusing to fork: pyoci is not single-threaded")
     ours, theirs = Channel.pair()
     fifo_dir = os.open(state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    console = None
     try:
-        if plan.process.get("terminal"):
-            console = _connect(plan.console_socket)  # type: ignore[arg-type]
         child = Child(plan, theirs, fifo_dir, console, cgroup_mount,
                       hooks_in_parent=run_parent_hooks is not None)
         pid = os.fork()
@@ -66,8 +59,6 @@ def spawn(plan: Plan, state_dir: str, place: Callable[[int], None],
     finally:
         theirs.close()
         os.close(fifo_dir)
-        if console is not None:
-            os.close(console)
     init_pid = 0
     try:
         place(pid)
@@ -118,7 +109,7 @@ def _reap(pid: int) -> None:
         pass
 
 
-def _connect(path: str) -> int:
+def connect_console(path: str) -> int:
     import _socket
 
     s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
