@@ -97,6 +97,8 @@ def create(store: Store, cid: str, opts: Options) -> Created:
         write_atomic(os.path.join(state_dir, CONFIG_FILE), raw)
         os.mkfifo(os.path.join(state_dir, FIFO), 0o622)
         cgroup = _make_cgroup(plan)
+        warnings += [f"linux.resources.{k}: not supported by this host's cgroups, ignored"
+                     for k in getattr(cgroup, "ignored", ())]
         hooks = config.get("hooks") or {}
         now = time.time()
         state: dict[str, Any] = {
