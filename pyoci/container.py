@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
 
 from pyoci import SPEC_VERSION
 from pyoci.errors import ContainerNotFound, IncorrectStatus, PyociError
 from pyoci.state import status as st
 from pyoci.state.store import FIFO, Store
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 SIGNALS = {
     "HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "IOT": 6, "BUS": 7,

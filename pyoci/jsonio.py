@@ -8,7 +8,11 @@ that ``json`` itself uses is all we need, so the lean commands use it directly.
 from __future__ import annotations
 
 import _json
-from typing import Any
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up
+if TYPE_CHECKING:
+    from typing import Any
+
 
 
 class _Context:

@@ -10,11 +10,14 @@ this module and :mod:`pyoci.cgroups.base`.
 from __future__ import annotations
 
 import posixpath
-from typing import Any
 
 from pyoci.cgroups.base import Manager
 from pyoci.cgroups.mounts import detect
 from pyoci.errors import CgroupError
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "PARENT",

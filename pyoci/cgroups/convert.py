@@ -9,9 +9,11 @@ they are unit-tested without a cgroup filesystem.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyoci.errors import CgroupError
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def shares_to_weight(shares: int) -> int:

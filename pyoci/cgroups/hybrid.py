@@ -10,12 +10,15 @@ v1 mount, and ``unified`` keys whose controller the v2 tree holds.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from pyoci.cgroups import v2
 from pyoci.cgroups.base import write_file
 from pyoci.cgroups.v1 import V1Manager
 from pyoci.errors import CgroupError
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class HybridManager(V1Manager):

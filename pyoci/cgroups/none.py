@@ -7,10 +7,12 @@ instead of pretending to work.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyoci.cgroups.base import Manager
 from pyoci.errors import CgroupError
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class NoneManager(Manager):

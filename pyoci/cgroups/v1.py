@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
 
 from pyoci.cgroups import convert
 from pyoci.cgroups.base import (
@@ -27,6 +26,10 @@ from pyoci.cgroups.base import (
     write_file,
 )
 from pyoci.errors import CgroupError
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 _FREEZE_TIMEOUT = 5.0
 _NS_PER_SEC = 1_000_000_000

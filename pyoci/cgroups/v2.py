@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
 
 from pyoci.cgroups import convert
 from pyoci.cgroups.base import (
@@ -27,6 +26,10 @@ from pyoci.cgroups.base import (
     write_file,
 )
 from pyoci.errors import CgroupError
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 UINT64_MAX = 2**64 - 1
 _FREEZE_TIMEOUT = 5.0

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
 
 from pyoci.cli.args import Flag, ParsedArgs, parse
 from pyoci.errors import PyociError, UsageError
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 GLOBAL_FLAGS = [
     Flag("root", value=True, help="root directory for storage of container state"),
@@ -146,9 +149,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_verb(ctx: Context, verb: str, argv: list[str]) -> int:
-    import importlib
-
-    mod = importlib.import_module(f"pyoci.cli.{COMMANDS[verb][0]}")
+    name = COMMANDS[verb][0]
+    mod = __import__(f"pyoci.cli.{name}").cli.__dict__[name]  # importlib costs ms
     command = mod.command(verb) if hasattr(mod, "command") else mod
     flags, args = parse(command.FLAGS, argv, stop_at_positional=getattr(command, "STOP", False))
     if flags.get("help") and not getattr(command, "HELP_FAILS", False):

@@ -8,19 +8,23 @@ single-dash long form, e.g. go-runc's ``-no-subreaper``), short aliases, and
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from pyoci.errors import UsageError
 
+# Plain classes, not dataclasses: importing dataclasses (and typing) costs more
+# than everything else `pyoci state` does.
 
-@dataclass(frozen=True)
+
 class Flag:
-    name: str
-    short: str = ""
-    value: bool = False  # takes a value
-    repeat: bool = False  # may be given more than once; collected into a list
-    help: str = ""
-    default: object = None
+    __slots__ = ("default", "help", "name", "repeat", "short", "value")
+
+    def __init__(self, name: str, short: str = "", *, value: bool = False, repeat: bool = False,
+                 help: str = "", default: object = None) -> None:
+        self.name = name
+        self.short = short
+        self.value = value  # takes a value
+        self.repeat = repeat  # may be given more than once; collected into a list
+        self.help = help
+        self.default = default
 
     def usage(self) -> str:
         names = f"--{self.name}" + (f", -{self.short}" if self.short else "")
@@ -29,9 +33,11 @@ class Flag:
         return f"{names:<28}{self.help}"
 
 
-@dataclass
 class ParsedArgs:
-    values: dict[str, object] = field(default_factory=dict)
+    __slots__ = ("values",)
+
+    def __init__(self, values: dict[str, object] | None = None) -> None:
+        self.values = values if values is not None else {}
 
     def get(self, name: str, default: object = None) -> object:
         return self.values.get(name, default)

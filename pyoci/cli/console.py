@@ -4,12 +4,11 @@ runc does for a foreground container."""
 
 from __future__ import annotations
 
+import _socket
 import os
 import select
 import sys
 from typing import Any
-
-import _socket
 
 
 def receive_master(sock_fd: int) -> int:

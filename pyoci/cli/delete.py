@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyoci.cli.args import Flag, ParsedArgs, one_id
 from pyoci.errors import ContainerNotFound
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 USAGE = "[command options] <container-id>"
 FLAGS = [Flag("force", "f", help="forcibly delete the container if it is still running")]

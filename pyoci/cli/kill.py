@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyoci.cli.args import Flag, ParsedArgs
 from pyoci.errors import UsageError
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 USAGE = "[command options] <container-id> [signal]"
 FLAGS = [Flag("all", "a", help="send the specified signal to all processes inside the container")]

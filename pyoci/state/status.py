@@ -8,7 +8,11 @@ frozen cgroup marks *paused*; otherwise the process is *running*.
 from __future__ import annotations
 
 import os
-from typing import Any
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up
+if TYPE_CHECKING:
+    from typing import Any
+
 
 CREATED = "created"
 RUNNING = "running"

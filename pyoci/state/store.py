@@ -16,10 +16,13 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-from typing import Any
 
 from pyoci import jsonio
 from pyoci.errors import ContainerExists, ContainerNotFound, StateError, UsageError
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 STATE_FILE = "state.json"
 CONFIG_FILE = "config.json"
