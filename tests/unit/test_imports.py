@@ -141,6 +141,12 @@ def test_parse_importtime_nesting() -> None:
         "import time:        10 |         10 | pyoci.container\n"
     )
     entries = parse_importtime(sample)
-    assert entries == [(3, "enum"), (2, "re"), (1, "typing"), (0, "pyoci.cli"), (0, "pyoci.container")]
+    assert entries == [
+        (3, "enum"),
+        (2, "re"),
+        (1, "typing"),
+        (0, "pyoci.cli"),
+        (0, "pyoci.container"),
+    ]
     assert import_chain(entries, 0) == ["enum", "re", "typing", "pyoci.cli"]
     assert import_chain(entries, 4) == ["pyoci.container"]
