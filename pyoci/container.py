@@ -173,11 +173,13 @@ class Container:
                     cg.thaw()
             self._kill_all(9)
             self._wait_gone()
-        elif not self.state.get("pidns", True):
-            # Without its own pid namespace, the init's death leaves the rest alive.
-            self._kill_all(9)
         cg = self.cgroup()
         if cg is not None:
+            # Whatever is still in the container's cgroup belongs to it: without a pid
+            # namespace the init's death leaves the rest alive.
+            if cg.exists() and cg.pids():
+                cg.kill_all(9)
+                self._wait_gone()
             cg.destroy()
         self.store.remove(self.id)
         warnings: list[str] = []

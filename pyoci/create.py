@@ -95,7 +95,7 @@ def create(store: Store, cid: str, opts: Options) -> Created:
                                           _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
                 ours, console = a.detach(), b.detach()
         write_atomic(os.path.join(state_dir, CONFIG_FILE), raw)
-        os.mkfifo(os.path.join(state_dir, FIFO), 0o622)
+        _make_fifo(os.path.join(state_dir, FIFO), plan)
         cgroup = _make_cgroup(plan)
         warnings += [f"linux.resources.{k}: not supported by this host's cgroups, ignored"
                      for k in getattr(cgroup, "ignored", ())]
@@ -142,6 +142,8 @@ def create(store: Store, cid: str, opts: Options) -> Created:
         )
         state["pid"] = init_pid
         state["pid_start"] = st.start_time(init_pid)
+        if state["pid_start"] is None:
+            raise PyociError("container init exited during create")
         state["status"] = st.CREATED
         store.save(cid, state)
         if opts.pid_file:
@@ -157,6 +159,26 @@ def create(store: Store, cid: str, opts: Options) -> Created:
         if console is not None:
             os.close(console)
     return Created(init_pid, warnings, ours)
+
+
+def _make_fifo(path: str, plan: Any) -> None:
+    """The exec fifo, writable by the container's root even in a user namespace."""
+    old = os.umask(0)
+    try:
+        os.mkfifo(path, 0o622)
+    finally:
+        os.umask(old)
+    if plan.new_userns:
+        linux = plan.linux
+        os.chown(path, _host_id(linux.get("uidMappings")), _host_id(linux.get("gidMappings")))
+
+
+def _host_id(mappings: list[dict[str, int]] | None) -> int:
+    """The host id the container's root maps to (-1: leave as is)."""
+    for m in mappings or []:
+        if m["containerID"] == 0:
+            return m["hostID"]
+    return -1
 
 
 def _hook_state(state: dict[str, Any], pid: int) -> dict[str, Any]:

@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         return _run_verb(ctx, verb, rest[1:])
     except PyociError as e:
         log.error(str(e))
-        return getattr(e, "exit_code", 1)
+        return int(getattr(e, "exit_code", 1))
     except OSError as e:
         log.error(log.describe_oserror(e))
         return 1

@@ -29,17 +29,45 @@ def open_in_root(rootfd: int, path: str, flags: int = O_PATH | os.O_CLOEXEC) -> 
 
 
 def make_in_root(rootfd: int, path: str, is_file: bool, mode: int = 0o755) -> int:
-    """Create ``path`` (and its parents) inside the root; return an O_PATH fd to it."""
-    parts = [p for p in path.split("/") if p not in ("", ".")]
+    """Create ``path`` (and its parents) inside the root; return an O_PATH fd to it.
+
+    A symlink on the way is followed *inside* the root, as SecureJoin does, and
+    a missing target is created there too: ``/evil -> /nowhere`` makes
+    ``<rootfs>/nowhere``, never a host path.
+    """
+    todo = [p for p in path.split("/") if p not in ("", ".")]
+    done: list[str] = []
+    hops = 0
     fd = os.dup(rootfd)
     try:
-        done = ""
-        for i, name in enumerate(parts):
-            done += "/" + name
-            last = i == len(parts) - 1
+        while todo:
+            name = todo.pop(0)
+            if name == "..":
+                if done:
+                    done.pop()
+                os.close(fd)
+                fd = open_in_root(rootfd, "/" + "/".join(done))
+                continue
+            here = "/" + "/".join([*done, name])
+            last = not todo
             try:
-                nfd = open_in_root(rootfd, done)
+                nfd = open_in_root(rootfd, here)
             except FileNotFoundError:
+                try:
+                    target = os.readlink(name, dir_fd=fd)
+                except OSError:
+                    target = None
+                if target is not None:
+                    hops += 1
+                    if hops > 40:
+                        raise OSError(errno.ELOOP, "too many levels of symbolic links",
+                                      path) from None
+                    if target.startswith("/"):
+                        done = []
+                        os.close(fd)
+                        fd = os.dup(rootfd)
+                    todo = [p for p in target.split("/") if p not in ("", ".")] + todo
+                    continue
                 try:
                     if last and is_file:
                         os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644,
@@ -47,12 +75,13 @@ def make_in_root(rootfd: int, path: str, is_file: bool, mode: int = 0o755) -> in
                     else:
                         os.mkdir(name, mode, dir_fd=fd)
                 except FileExistsError:
-                    pass  # a symlink we must not follow directly; resolve it in the root
-                nfd = open_in_root(rootfd, done)
+                    pass
+                nfd = open_in_root(rootfd, here)
             os.close(fd)
             fd = nfd
-            if not last and not stat.S_ISDIR(os.fstat(fd).st_mode):
-                raise OSError(errno.ENOTDIR, "not a directory", done)
+            done.append(name)
+            if todo and not stat.S_ISDIR(os.fstat(fd).st_mode):
+                raise OSError(errno.ENOTDIR, "not a directory", here)
         return fd
     except BaseException:
         os.close(fd)
@@ -132,11 +161,17 @@ def bind_rootfs(rootfs: str) -> int:
 
 def pivot(rootfd: int, rootfs: str) -> None:
     """pivot_root into the rootfs and detach the old root, leaving no host path behind."""
-    os.fchdir(rootfd)
-    check(lib.pyoci_pivot_root(b".", b"."), rootfs)
-    # The old root is now stacked under "."; keep its unmount from reaching the host.
-    m.mount(None, ".", None, m.MS_SLAVE | m.MS_REC)
-    m.umount(".", m.MNT_DETACH)
+    oldroot = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fchdir(rootfd)
+        check(lib.pyoci_pivot_root(b".", b"."), rootfs)
+        # The old root is now stacked on "/". Make only *its* tree a slave, so the
+        # unmount doesn't reach the host and the container's own propagation stays.
+        os.fchdir(oldroot)
+        m.mount(None, ".", None, m.MS_SLAVE | m.MS_REC)
+        m.umount(".", m.MNT_DETACH)
+    finally:
+        os.close(oldroot)
     os.chdir("/")
 
 
@@ -155,10 +190,13 @@ def finish_propagation(rootfs_propagation: str | None) -> None:
 
 def mask_path(path: str) -> None:
     """Hide a file behind /dev/null, a directory behind an empty read-only tmpfs."""
+    root = os.open("/", O_PATH | os.O_CLOEXEC)
     try:
-        fd = open_in_root(os.open("/", O_PATH | os.O_CLOEXEC), path)
+        fd = open_in_root(root, path)
     except FileNotFoundError:
         return
+    finally:
+        os.close(root)
     try:
         target = m.fd_path(fd)
         if stat.S_ISDIR(os.fstat(fd).st_mode):

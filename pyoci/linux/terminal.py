@@ -20,7 +20,8 @@ TIOCGPTN = 0x80045430
 TIOCSPTLCK = 0x40045431
 
 
-def setup(console_sock: int, size: dict | None) -> None:
+def setup(console_sock: int, size: dict | None, console_mount: bool = True) -> None:
+    """Make the pty; ``console_mount`` (the init only) also puts it on /dev/console."""
     master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     try:
         fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
@@ -30,9 +31,11 @@ def setup(console_sock: int, size: dict | None) -> None:
         if size:
             fcntl.ioctl(slave, termios.TIOCSWINSZ,
                         struct.pack("HHHH", size.get("height", 0), size.get("width", 0), 0, 0))
-        if not os.path.exists("/dev/console"):
-            os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
-        m.mount(name, "/dev/console", None, m.MS_BIND)
+        if console_mount:
+            if not os.path.exists("/dev/console"):
+                os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC,
+                                 0o600))
+            m.mount(name, "/dev/console", None, m.MS_BIND)
         send_fd(console_sock, master, name.encode())
     finally:
         os.close(master)

@@ -48,6 +48,7 @@ class Child:
         self.hooks_in_parent = hooks_in_parent
         self.stage = "init"
         self.notify = -1
+        self.host_pid = 0
 
     # -- stage 1 ---------------------------------------------------------------
     def run(self) -> None:
@@ -121,6 +122,8 @@ class Child:
         linux = plan.linux
         process = plan.process
         os.setsid()
+        # The host's /proc is still ours until pivot_root: hooks need the host pid.
+        self.host_pid = int(os.readlink("/proc/self"))
         in_userns = plan.new_userns or any(t == "user" for t, _ in plan.join)
         if not plan.no_new_keyring:
             self.stage = "session keyring"
@@ -213,17 +216,17 @@ class Child:
         path = lookup(process["args"][0], env)
         self.chan.send("ready")
         self.chan.close()
-        # Wait until `start` opens the fifo for reading.
-        fd = os.open("exec.fifo", os.O_WRONLY | os.O_CLOEXEC, dir_fd=self.fifo_dir)
-        os.write(fd, b"0")
-        os.close(fd)
-        os.close(self.fifo_dir)
-        self._after_start(path, env)
+        self._after_ready(path, env)
 
-    def _after_start(self, path: str, env: list[str]) -> None:
-        """From here on the caller is `start`, which has already returned: errors go to stderr."""
+    def _after_ready(self, path: str, env: list[str]) -> None:
+        """`create` has returned: from here on errors can only go to stderr."""
         plan = self.plan
         try:
+            # Wait until `start` opens the fifo for reading.
+            fd = os.open("exec.fifo", os.O_WRONLY | os.O_CLOEXEC, dir_fd=self.fifo_dir)
+            os.write(fd, b"0")
+            os.close(fd)
+            os.close(self.fifo_dir)
             hooks = (plan.config.get("hooks") or {}).get("startContainer")
             if hooks:
                 hookmod.run(hooks, "startContainer", self._state("running"))
@@ -240,7 +243,7 @@ class Child:
 
         assert self.plan.seccomp is not None
         return jsonio.dumps({
-            "ociVersion": SPEC_VERSION, "fds": ["seccompFd"], "pid": os.getpid(),
+            "ociVersion": SPEC_VERSION, "fds": ["seccompFd"], "pid": self.host_pid,
             "metadata": self.plan.seccomp.listener_metadata, "state": self._state("running"),
         }).encode()
 
@@ -248,7 +251,7 @@ class Child:
         from pyoci import SPEC_VERSION
 
         return {"ociVersion": SPEC_VERSION, "id": self.plan.cid, "status": status,
-                "pid": os.getpid(), "bundle": self.plan.bundle,
+                "pid": self.host_pid, "bundle": self.plan.bundle,
                 "annotations": self.plan.config.get("annotations") or {}}
 
 

@@ -99,9 +99,13 @@ def validate(config: dict[str, Any], raw: bytes | None = None, cache_dir: str | 
     return c.warnings
 
 
-def validate_process(process: dict[str, Any], *, host: bool = True) -> list[str]:
+def validate_process(process: dict[str, Any], raw: bytes | None = None,
+                     cache_dir: str | None = None, *, host: bool = True) -> list[str]:
     """Check the process object given to ``exec --process``; same contract as validate."""
-    schema.check(process, "process")
+    if raw is not None:
+        schema.check_cached(process, raw, cache_dir, "process")
+    else:
+        schema.check(process, "process")
     c = _Checker("process.json", host)
     c.process(process, ())
     return c.warnings

@@ -81,15 +81,16 @@ def cmdline(pid: int) -> str:
         return ""
 
 
-def runtime_processes(root: Path) -> list[tuple[int, str]]:
+def runtime_processes(root: Path, exclude: int = 0) -> list[tuple[int, str]]:
     """Live processes whose command line names this ``--root`` (the runtime itself).
 
-    The container's own process never has the root path in its argv.
+    ``exclude`` is the container's init: before ``start`` execs the user's
+    process it may still carry the runtime's argv (a forked pyoci does).
     """
     out = []
     me = os.getpid()
     for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
+        if not entry.isdigit() or int(entry) in (me, exclude):
             continue
         line = cmdline(int(entry))
         if str(root) in line:
@@ -100,6 +101,15 @@ def runtime_processes(root: Path) -> list[tuple[int, str]]:
 def ppid(pid: int) -> int:
     stat = Path(f"/proc/{pid}/stat").read_text()
     return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def gone(pid: int) -> bool:
+    """The process has exited (no /proc entry, or a zombie nobody reaped yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
 def ns_inode(pid: int | str, name: str) -> str:

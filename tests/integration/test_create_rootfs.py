@@ -119,7 +119,9 @@ def test_propagation_flag_options_accepted(make_bundle: Any, pyoci_root: Path, t
     if flag.endswith("shared"):
         assert mount.propagation.startswith("shared:"), mount
     elif flag.endswith("slave"):
-        assert mount.propagation.startswith("master:"), mount
+        # The source has no peers in the container's namespace, and the kernel turns a
+        # slave of nothing into a private mount: all we can see is that it isn't shared.
+        assert not mount.propagation.startswith("shared:"), mount
     elif flag.endswith("unbindable"):
         assert mount.propagation == "unbindable", mount
     else:
@@ -135,7 +137,7 @@ def test_default_mount_types(run_probe: Any) -> None:
     assert mounts["/dev/shm"].fstype == "tmpfs"
     cgroup = [m for t, m in mounts.items() if t.startswith("/sys/fs/cgroup")]
     assert any(m.fstype in ("cgroup", "cgroup2") for m in cgroup), cgroup
-    assert all("ro" in m.options for m in cgroup), cgroup
+    assert all("ro" in m.options for m in cgroup if m.fstype.startswith("cgroup")), cgroup
 
 
 @pytest.fixture
@@ -178,14 +180,23 @@ def test_root_readonly(run_probe: Any, readonly: bool, expected: tuple[int, str]
     assert (res.returncode, res.stderr) == expected
 
 
-@pytest.mark.parametrize(("value", "prefix"), [
-    ("private", "private"), ("rprivate", "private"), ("slave", "master:"),
-    ("rslave", "master:"), ("shared", "shared:"), ("rshared", "shared:"),
+@pytest.mark.parametrize(("value", "expected"), [
+    ("private", "private"), ("rprivate", "private"), ("slave", "not shared"),
+    ("rslave", "not shared"), ("shared", "shared:"), ("rshared", "shared:"),
 ])
-def test_rootfs_propagation(run_probe: Any, value: str, prefix: str) -> None:
+def test_rootfs_propagation(run_probe: Any, value: str, expected: str) -> None:
+    """The spec: rootfsPropagation sets the propagation of the container's "/" mount.
+
+    A slave of a mount with no peers is private to the kernel, so "slave" can
+    only be told from "shared". (runc 1.1.5 leaves "/" private for "shared".)
+    """
     mounts = _by_target(_mounts(run_probe("mounts", check=True,
                                           **{"linux.rootfsPropagation": value})))
-    assert mounts["/"].propagation.startswith(prefix), mounts["/"]
+    prop = mounts["/"].propagation
+    if expected == "not shared":
+        assert not prop.startswith("shared:"), mounts["/"]
+    else:
+        assert prop.startswith(expected), mounts["/"]
 
 
 def test_no_pivot(make_bundle: Any, pyoci_root: Path) -> None:

@@ -1,0 +1,181 @@
+"""pyoci exec: run a new process in a running container.
+
+Runtime failures exit 255, as runc's do, so callers can tell them from the
+process's own exit status.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pyoci.cli.args import Flag, ParsedArgs, int_flag
+from pyoci.errors import IncorrectStatus, PyociError, UsageError
+
+USAGE = "[command options] <container-id> <command> [command options]  || -p process.json <container-id>"
+STOP = True
+FLAGS = [
+    Flag("console-socket", value=True, help="path to an AF_UNIX socket to receive the pty master"),
+    Flag("cwd", value=True, help="current working directory in the container"),
+    Flag("env", "e", value=True, repeat=True, help="set environment variables"),
+    Flag("tty", "t", help="allocate a pseudo-TTY"),
+    Flag("user", "u", value=True, help="UID (format: <uid>[:<gid>])"),
+    Flag("additional-gids", "g", value=True, repeat=True, help="additional gids"),
+    Flag("process", "p", value=True, help="path to the process.json"),
+    Flag("detach", "d", help="detach from the container's process"),
+    Flag("pid-file", value=True, help="specify the file to write the process id to"),
+    Flag("process-label", value=True, help="set the asm process label for the process"),
+    Flag("apparmor", value=True, help="set the apparmor profile for the process"),
+    Flag("no-new-privs", help="set the no new privileges value for the process"),
+    Flag("cap", "c", value=True, repeat=True, help="add a capability to the bounding set"),
+    Flag("preserve-fds", value=True, default="0", help="pass N additional file descriptors"),
+    Flag("cgroup", value=True, repeat=True, help="run the process in a sub-cgroup"),
+    Flag("ignore-paused", help="allow exec in a paused container"),
+]
+
+
+def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
+    try:
+        return _run(ctx, flags, args)
+    except PyociError as e:
+        e.exit_code = 255  # type: ignore[attr-defined]
+        raise
+    except OSError as e:
+        err = PyociError(f"{e.filename}: {(e.strerror or '').lower()}" if e.filename
+                         else (e.strerror or str(e)).lower())
+        err.exit_code = 255  # type: ignore[attr-defined]
+        raise err from None
+
+
+def _process(ctx: Any, flags: ParsedArgs, args: list[str], config: dict[str, Any],
+             cache: str) -> dict[str, Any]:
+    from pyoci.spec.load import _read_bytes, parse_json
+    from pyoci.spec.validate import validate_process
+
+    if flags.get("process"):
+        path = os.path.abspath(str(flags.get("process")))
+        raw = _read_bytes(path, "process.json")
+        process = parse_json(raw, "process.json")
+        validate_process(process, raw, cache)
+        return process
+    if not args:
+        raise UsageError("exec: no command given (args or --process)")
+    base = config.get("process") or {}
+    process: dict[str, Any] = {
+        "terminal": bool(flags.get("tty")),
+        "args": list(args),
+        "env": list(base.get("env") or []),
+        "cwd": str(flags.get("cwd") or base.get("cwd") or "/"),
+        "user": dict(base.get("user") or {"uid": 0, "gid": 0}),
+        "noNewPrivileges": bool(base.get("noNewPrivileges")) or bool(flags.get("no-new-privs")),
+    }
+    for key in ("capabilities", "apparmorProfile", "selinuxLabel", "rlimits", "oomScoreAdj"):
+        if key in base:
+            process[key] = base[key]
+    for item in flags.get("env") or []:  # type: ignore[union-attr]
+        name = item.partition("=")[0]
+        process["env"] = [e for e in process["env"] if e.partition("=")[0] != name] + [item]
+    if flags.get("user"):
+        uid, _, gid = str(flags.get("user")).partition(":")
+        try:
+            process["user"] = {"uid": int(uid), "gid": int(gid) if gid else 0}
+        except ValueError:
+            raise UsageError(f"invalid user format: {flags.get('user')}") from None
+        process["user"].pop("additionalGids", None)
+    gids = flags.get("additional-gids") or []
+    if gids:
+        try:
+            process["user"]["additionalGids"] = [int(g) for g in gids]  # type: ignore[union-attr]
+        except ValueError:
+            raise UsageError(f"invalid additional-gids: {gids}") from None
+    caps = list(flags.get("cap") or [])  # type: ignore[arg-type]
+    if caps:
+        sets = dict(process.get("capabilities") or {})
+        for kind in ("bounding", "effective", "permitted", "ambient"):
+            sets[kind] = list(dict.fromkeys([*(sets.get(kind) or []), *caps]))
+        process["capabilities"] = sets
+    if flags.get("apparmor"):
+        process["apparmorProfile"] = flags.get("apparmor")
+    if flags.get("process-label"):
+        process["selinuxLabel"] = flags.get("process-label")
+    validate_process(process, host=True)
+    return process
+
+
+def _run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
+    from pyoci.container import Container
+    from pyoci.spec import plan as planmod
+    from pyoci.state import status as st
+    from pyoci.state.store import check_id, write_atomic
+
+    if not args:
+        raise UsageError('"exec" requires a minimum of 1 argument(s): container id is missing')
+    cid = check_id(args[0])
+    if flags.get("cgroup"):
+        raise UsageError("exec --cgroup: sub-cgroups are not supported by pyoci yet")
+    store = ctx.store()
+    container = Container.load(store, cid)
+    status = container.status()
+    if status == st.STOPPED:
+        raise IncorrectStatus("cannot exec in a stopped container")
+    if status == st.PAUSED and not flags.get("ignore-paused"):
+        raise IncorrectStatus("cannot exec in a paused container (use --ignore-paused)")
+    config = store.load_config(cid)
+    cache = os.path.join(store.root, ".cache")
+    process = _process(ctx, flags, args[1:], config, cache)
+    detach = bool(flags.get("detach"))
+    console_socket = flags.get("console-socket")
+    if process.get("terminal") and detach and not console_socket:
+        raise PyociError("cannot allocate tty if pyoci will detach without setting console socket")
+    if console_socket and not process.get("terminal"):
+        raise PyociError("cannot use console socket if pyoci will not detach or allocate tty")
+    cfg = {**config, "process": process}
+    plan = planmod.build(cid, container.state.get("bundle", ""), cfg,
+                         preserve_fds=int_flag(flags, "preserve-fds"),
+                         console_socket=console_socket,  # type: ignore[arg-type]
+                         cache_dir=os.path.join(cache, "seccomp"))
+    from pyoci.cli import log
+
+    for w in plan.warnings:
+        log.warning(w)
+    console = ours = None
+    if process.get("terminal"):
+        if console_socket:
+            from pyoci.process.spawn import connect_console
+
+            console = connect_console(os.path.abspath(str(console_socket)))
+        else:
+            import _socket
+
+            a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+            ours, console = a.detach(), b.detach()
+    from pyoci.process.tenant import spawn_exec
+
+    cg = container.cgroup()
+    try:
+        pid = spawn_exec(plan, container.state["pid"], cg.apply if cg else (lambda p: None),
+                         console, foreground=not detach)
+    finally:
+        if console is not None:
+            os.close(console)
+    if flags.get("pid-file"):
+        write_atomic(os.path.abspath(str(flags.get("pid-file"))), str(pid), 0o644)
+    if detach:
+        return 0
+    from pyoci.cli.run import _forward_signals, _reaped, _wait
+
+    restore = _forward_signals(pid)
+    proxy = None
+    try:
+        if ours is not None:
+            from pyoci.cli.console import Proxy, receive_master
+
+            proxy = Proxy(receive_master(ours))
+            exited: list[int] = []
+            proxy.pump(lambda: _reaped(pid, exited))
+            return exited[0] if exited else _wait(pid)
+        return _wait(pid)
+    finally:
+        restore()
+        if proxy is not None:
+            proxy.close()

@@ -1,0 +1,144 @@
+"""create: stdio pass-through, --console-socket, --preserve-fds and --pid-file."""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import create_helpers as ch
+import helpers
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_stdio_pass_through(make_bundle: Any, pyoci_root: Path, tmp_path: Path) -> None:
+    bundle = make_bundle(["/bin/sh", "-c", "/bin/cat; echo to-stderr >&2"])
+    out, err = tmp_path / "out", tmp_path / "err"
+    cid, _ = ch.create(bundle, pyoci_root, None, input="from stdin file\n",
+                       stdout=out, stderr=err)
+    try:
+        ch.run_to_stop(cid, pyoci_root)
+        assert out.read_text() == "from stdin file\n"
+        assert err.read_text() == "to-stderr\n"
+    finally:
+        ch.force_delete(cid, pyoci_root)
+
+
+@pytest.fixture
+def console_listener() -> Iterator[tuple[str, socket.socket]]:
+    """An AF_UNIX listener at a short path (sun_path is 108 bytes)."""
+    d = tempfile.mkdtemp(prefix="pyoci-cs-")
+    path = os.path.join(d, "console.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(path)
+    sock.listen(1)
+    try:
+        yield path, sock
+    finally:
+        sock.close()
+        os.unlink(path)
+        os.rmdir(d)
+
+
+def _receive_master(sock: socket.socket) -> int:
+    """Accept one connection; exactly one message with exactly one fd and a payload."""
+    sock.settimeout(10)
+    conn, _ = sock.accept()
+    with conn:
+        conn.settimeout(10)
+        msg, fds, _flags, _addr = socket.recv_fds(conn, 4096, 4)
+        assert len(fds) == 1, fds
+        assert msg, "empty payload"
+        rest = conn.recv(4096)  # the runtime sends nothing else and hangs up
+        assert rest == b"", rest
+    return fds[0]
+
+
+def _read_until(fd: int, needle: bytes) -> bytes:
+    buf = b""
+
+    def more() -> bool:
+        nonlocal buf
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                buf += os.read(fd, 4096)
+            except OSError:  # EIO: the slave side is gone
+                return True
+        return needle in buf
+    helpers.wait_for(more, what=f"{needle!r} on the pty master")
+    return buf
+
+
+def test_console_socket(make_bundle: Any, pyoci_root: Path,
+                        console_listener: tuple[str, socket.socket]) -> None:
+    path, sock = console_listener
+    bundle = make_bundle(["/bin/sh", "-c", "/probe tty; stty size; read line; echo got-$line"],
+                         **{"process.terminal": True,
+                            "process.consoleSize": {"height": 33, "width": 111}})
+    cid, _ = ch.create(bundle, pyoci_root, None, "--console-socket", path)
+    try:
+        master = _receive_master(sock)
+        try:
+            helpers.run_pyoci("start", cid, root=pyoci_root, check=True)
+            first = _read_until(master, b"33 111")
+            os.write(master, b"hello\n")
+            rest = _read_until(master, b"got-hello")
+        finally:
+            os.close(master)
+        lines = [ln.strip() for ln in first.decode().splitlines()]
+        assert lines[0].startswith("/dev/pts/") and lines[0][len("/dev/pts/"):].isdigit(), first
+        assert lines[1] == "33 111", first
+        assert b"got-hello" in rest
+        helpers.wait_for_status(cid, pyoci_root, "stopped")
+    finally:
+        ch.force_delete(cid, pyoci_root)
+
+
+def test_terminal_without_console_socket_fails(make_bundle: Any, pyoci_root: Path) -> None:
+    bundle = make_bundle(["/probe", "tty"], **{"process.terminal": True})
+    cid, res = ch.create(bundle, pyoci_root, None, check=False)
+    assert res.returncode == 1 and res.stderr.strip(), res
+    ch.assert_nothing_left(pyoci_root, cid)
+
+
+def _run_with_fd3(bundle: Path, root: Path, extra_file: Path, *flags: str) -> str:
+    """``run`` with fd 3 open on ``extra_file`` in the runtime; returns the container's stdout."""
+    cmd = [*helpers.runtime_command(), "--root", str(root), "run", *flags,
+           "--bundle", str(bundle), helpers.unique_id()]
+    res = subprocess.run(["/bin/sh", "-c", f'exec "$@" 3<"{extra_file}"', "sh", *cmd],
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+def test_preserve_fds(make_bundle: Any, pyoci_root: Path, tmp_path: Path) -> None:
+    extra = tmp_path / "extra-fd"
+    extra.write_text("x")
+    bundle = make_bundle(["/probe", "fds"])
+    with_flag = helpers.parse_pairs(_run_with_fd3(bundle, pyoci_root, extra,
+                                                  "--preserve-fds", "1"))
+    assert set(with_flag) == {"0", "1", "2", "3"}, with_flag
+    assert with_flag["3"] == str(extra)
+    without = helpers.parse_pairs(_run_with_fd3(bundle, pyoci_root, extra))
+    assert set(without) == {"0", "1", "2"}, without
+
+
+def test_pid_file(make_bundle: Any, pyoci_root: Path, tmp_path: Path) -> None:
+    pid_file = tmp_path / "init.pid"
+    bundle = make_bundle(["/probe", "sleep", "inf"])
+    cid, _ = ch.create(bundle, pyoci_root, None, "--pid-file", str(pid_file))
+    try:
+        text = pid_file.read_text()
+        assert text.isdigit(), repr(text)
+        assert int(text) == helpers.state(cid, pyoci_root)["pid"]
+        assert Path(f"/proc/{text}").is_dir()
+    finally:
+        ch.force_delete(cid, pyoci_root)
