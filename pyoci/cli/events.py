@@ -1,0 +1,91 @@
+"""pyoci events: cgroup statistics and OOM notifications, in runc's JSON format."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from pyoci.cli.args import Flag, ParsedArgs, one_id
+from pyoci.errors import IncorrectStatus, UsageError
+
+USAGE = "[command options] <container-id>"
+FLAGS = [
+    Flag("interval", value=True, default="5s", help="set the stats collection interval"),
+    Flag("stats", help="display the container's stats then exit"),
+]
+
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
+                   "h": 3600.0}
+
+
+def parse_duration(raw: str) -> float:
+    """A Go duration string (``5s``, ``1m30s``, ``250ms``) in seconds."""
+    text = raw.strip()
+    if not text:
+        raise UsageError(f"invalid interval: {raw}")
+    total, i = 0.0, 0
+    while i < len(text):
+        j = i
+        while j < len(text) and (text[j].isdigit() or text[j] == "."):
+            j += 1
+        k = j
+        while k < len(text) and not (text[k].isdigit() or text[k] == "."):
+            k += 1
+        num, unit = text[i:j], text[j:k]
+        if not num or unit not in _DURATION_UNITS:
+            raise UsageError(f"invalid interval: {raw}")
+        total += float(num) * _DURATION_UNITS[unit]
+        i = k
+    if total <= 0:
+        raise UsageError(f"invalid interval: {raw}")
+    return total
+
+
+def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
+    from pyoci import jsonio
+    from pyoci.container import Container
+    from pyoci.state import status as st
+
+    cid = one_id(args, "events")
+    interval = parse_duration(str(flags.get("interval") or "5s"))
+    store = ctx.store()
+    container = Container.load(store, cid)
+    if container.status() == st.STOPPED:
+        raise IncorrectStatus("container not running")
+    cg = container.cgroup()
+    if cg is None:
+        raise IncorrectStatus("container has no cgroup")
+
+    def emit(kind: str, data: Any = None) -> None:
+        event: dict[str, Any] = {"type": kind, "id": cid}
+        if data is not None:
+            event["data"] = data
+        sys.stdout.write(jsonio.dumps(event) + "\n")
+        sys.stdout.flush()
+
+    if flags.get("stats"):
+        emit("stats", cg.stats())
+        return 0
+    ooms = _oom_count(cg)
+    next_stats = 0.0
+    while Container.load(store, cid).status() != st.STOPPED:
+        now = time.monotonic()
+        count = _oom_count(cg)
+        if count > ooms:
+            emit("oom")
+            ooms = count
+        if now >= next_stats:
+            emit("stats", cg.stats())
+            next_stats = now + interval
+        time.sleep(min(interval, 0.5))
+    return 0
+
+
+def _oom_count(cg: Any) -> int:
+    try:
+        stats = cg.stats()
+    except Exception:  # noqa: BLE001 - the cgroup may vanish as the container exits
+        return 0
+    mem = stats.get("memory") or {}
+    return int(mem.get("oom_kill", 0) or mem.get("failcnt_oom", 0) or 0)
