@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
 
 from pyoci import SPEC_VERSION
 from pyoci.errors import PyociError, SpecError
 from pyoci.state import status as st
 from pyoci.state.store import CONFIG_FILE, FIFO, Store, check_id, write_atomic
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _rfc3339(t: float) -> str:

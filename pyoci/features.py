@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from pyoci import SPEC_VERSION
 from pyoci.linux import capabilities
 from pyoci.linux import mounts as m
 from pyoci.linux import namespaces as ns
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _mount_options() -> list[str]:

@@ -7,10 +7,13 @@ failing hook is an error, except poststop, which only warns (spec 1.3.0).
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from pyoci import jsonio
 from pyoci.errors import HookError
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def run(hooks: list[dict[str, Any]], kind: str, state: dict[str, Any]) -> None:

@@ -61,9 +61,9 @@ def _fail(o: object) -> Any:
     raise TypeError(f"object of type {type(o).__name__} is not json serialisable")
 
 
-def dumps(obj: Any) -> str:
-    """Serialise compactly, the way runc writes its state."""
+def dumps(obj: Any, sort_keys: bool = False) -> str:
+    """Serialise compactly (ASCII only), the way runc writes its state."""
     enc = _json.make_encoder(
-        {}, _fail, _json.encode_basestring_ascii, None, ":", ",", False, False, True
+        {}, _fail, _json.encode_basestring_ascii, None, ":", ",", sort_keys, False, True
     )
     return "".join(enc(obj, 0))

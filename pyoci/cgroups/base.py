@@ -13,12 +13,12 @@ import errno as _errno
 import os
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
 
 from pyoci.errors import CgroupError
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
     from typing import Any, ClassVar
 
 CGROUP_ROOT = "/sys/fs/cgroup"

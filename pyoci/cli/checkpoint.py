@@ -6,9 +6,11 @@ the help request fails here.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyoci.errors import PyociError
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def command(verb: str) -> Any:

@@ -8,7 +8,10 @@ import _socket
 import os
 import select
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def receive_master(sock_fd: int) -> int:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyoci.cli.args import Flag, ParsedArgs, int_flag, one_id
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 USAGE = "[command options] <container-id>"
 DESCRIPTION = "The create command creates an instance of a container for a bundle."

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
 
 from pyoci.cli.args import Flag, ParsedArgs, one_id
 from pyoci.errors import IncorrectStatus, UsageError
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 USAGE = "[command options] <container-id>"
 FLAGS = [
@@ -85,7 +88,7 @@ def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
 def _oom_count(cg: Any) -> int:
     try:
         stats = cg.stats()
-    except Exception:  # noqa: BLE001 - the cgroup may vanish as the container exits
+    except Exception:
         return 0
     mem = stats.get("memory") or {}
     return int(mem.get("oom_kill", 0) or mem.get("failcnt_oom", 0) or 0)

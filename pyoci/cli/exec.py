@@ -7,12 +7,16 @@ process's own exit status.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from pyoci.cli.args import Flag, ParsedArgs, int_flag
 from pyoci.errors import IncorrectStatus, PyociError, UsageError
 
-USAGE = "[command options] <container-id> <command> [command options]  || -p process.json <container-id>"
+TYPE_CHECKING = False  # typing costs milliseconds at start-up
+if TYPE_CHECKING:
+    from typing import Any
+
+USAGE = ("[command options] <container-id> <command> [command options]"
+         "  || -p process.json <container-id>")
 STOP = True
 FLAGS = [
     Flag("console-socket", value=True, help="path to an AF_UNIX socket to receive the pty master"),

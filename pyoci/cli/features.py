@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 from pyoci.cli.args import Flag, ParsedArgs
 from pyoci.errors import UsageError
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 USAGE = ""
 FLAGS: list[Flag] = []

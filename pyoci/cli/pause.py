@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyoci.cli.args import Flag, ParsedArgs, one_id
 from pyoci.errors import IncorrectStatus, PyociError
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def command(verb: str) -> Any:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from pyoci.cli.args import Flag, ParsedArgs, one_id
 from pyoci.cli.create import FLAGS as CREATE_FLAGS
 from pyoci.cli.create import options
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 USAGE = "[command options] <container-id>"
 FLAGS = [
@@ -103,10 +106,9 @@ def _reaped(pid: int, out: list[int]) -> bool:
 
 def _forward_signals(pid: int) -> Any:
     """Relay the signals a foreground runtime receives to the container's init."""
-    import signal
+    import _signal as signal  # the C module: `signal` builds enums at import
 
-    relayed = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-               signal.SIGUSR2, signal.SIGWINCH]
+    relayed = [2, 15, 1, 3, 10, 12, 28]  # INT TERM HUP QUIT USR1 USR2 WINCH
     old = {}
 
     def relay(sig: int, _frame: Any) -> None:

@@ -8,9 +8,9 @@ even if a symlink on the way is swapped after it was resolved.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 from pyoci._native import check, ffi, lib
+from pyoci.record import Factory, record
 
 MS_RDONLY = 1
 MS_NOSUID = 2
@@ -91,17 +91,17 @@ _ST_LOCKED = {1: MS_RDONLY, 2: MS_NOSUID, 4: MS_NODEV, 8: MS_NOEXEC, 1024: MS_NO
               2048: MS_NODIRATIME, 4096: MS_RELATIME}
 
 
-@dataclass
+@record
 class Options:
     flags: int = 0
     clear: int = 0
-    propagation: list[int] = field(default_factory=list)
+    propagation: list[int] = Factory(list)
     attr_set: int = 0
     attr_clr: int = 0
-    data: list[str] = field(default_factory=list)
+    data: list[str] = Factory(list)
     bind: bool = False
     recursive: bool = False
-    extensions: set[str] = field(default_factory=set)
+    extensions: set[str] = Factory(set)
 
 
 def parse_options(options: list[str], mtype: str | None) -> Options:

@@ -27,17 +27,24 @@ cached on disk (as crun does) keyed by the profile and both library versions.
 from __future__ import annotations
 
 import errno as _errno
-import hashlib
-import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import pyoci
+from pyoci import jsonio
 from pyoci.errors import SpecError
+from pyoci.record import record
+
+try:  # the builtin module: hashlib would load OpenSSL first
+    from _sha256 import sha256 as _sha256
+except ImportError:  # pragma: no cover
+    from hashlib import sha256 as _sha256
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
 
 log = logging.getLogger("pyoci")
 
@@ -116,7 +123,7 @@ _U64 = (1 << 64) - 1
 _ERRNO_MAX = 0xFFFF  # SECCOMP_RET_DATA
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Filter:
     """A compiled filter, ready for ``seccomp(SECCOMP_SET_MODE_FILTER, flags, prog)``."""
 
@@ -131,7 +138,7 @@ class Filter:
         return len(self.bpf) // SOCK_FILTER_SIZE
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Arg:
     index: int
     value: int
@@ -139,7 +146,7 @@ class _Arg:
     op: str
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Rule:
     """One OCI syscalls[] entry, validated; ``where`` names it in errors."""
 
@@ -150,7 +157,7 @@ class _Rule:
     args: tuple[_Arg, ...]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Profile:
     default_action: str
     default_errno: int | None
@@ -526,10 +533,10 @@ def _cache_key(seccomp: dict[str, Any]) -> str | None:
     from pyoci._native import lib
 
     try:
-        canon = json.dumps(seccomp, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        canon = jsonio.dumps(seccomp, sort_keys=True)
     except (TypeError, ValueError):
         return None
-    h = hashlib.sha256()
+    h = _sha256()
     for part in (
         "pyoci-seccomp-v1",
         pyoci.__version__,

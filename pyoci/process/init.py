@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno as errno_mod
 import os
 import stat
-from typing import Any
 
 from pyoci import hooks as hookmod
 from pyoci._native import check, ffi, lib
@@ -19,6 +18,10 @@ from pyoci.linux import devices, rlimits, rootfs, terminal
 from pyoci.linux import namespaces as ns
 from pyoci.process.sync import Channel
 from pyoci.spec.plan import Plan
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 PR_SET_DUMPABLE = 4
 PR_SET_PDEATHSIG = 1
@@ -108,10 +111,7 @@ class Child:
                 for clock, off in offsets.items():
                     f.write(f"{clock} {off.get('secs', 0)} {off.get('nanosecs', 0)}\n")
         if plan.needs_fork:
-            pid = os.fork()
-            if pid:
-                self.chan.send("pid", pid=pid)
-                os._exit(0)
+            _fork_after_pid(self.chan)
         else:
             self.chan.send("pid", pid=os.getpid())
         self._init()
@@ -255,16 +255,35 @@ class Child:
                 "annotations": self.plan.config.get("annotations") or {}}
 
 
+def _fork_after_pid(chan: Channel) -> None:
+    """Fork the init; the parent reports its pid and exits.
+
+    The child waits until the pid is on the channel, so the parent always hears
+    "pid" before anything the child says ("hooks", "ready", "error").
+    """
+    r, w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid:
+        os.close(r)
+        chan.send("pid", pid=pid)
+        os.write(w, b"1")
+        os._exit(0)
+    os.close(w)
+    if os.read(r, 1) != b"1":  # the parent died before reporting us
+        os._exit(1)
+    os.close(r)
+
+
 def _reset_signals() -> None:
     """Python installs handlers (SIGINT) and ignores SIGPIPE/SIGXFSZ; a container must not
     inherit that, and `kill` must be able to stop a created container."""
-    import signal
+    import _signal  # the C module: `signal` builds enums at import
 
     for sig in range(1, 65):
-        if sig in (signal.SIGKILL, signal.SIGSTOP, 32, 33):
+        if sig in (9, 19, 32, 33):  # SIGKILL, SIGSTOP and glibc's two private ones
             continue
         try:
-            signal.signal(sig, signal.SIG_DFL)
+            _signal.signal(sig, _signal.SIG_DFL)
         except (OSError, ValueError):
             pass
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from typing import Any
 
 from pyoci.errors import ProcessSetupError, PyociError
 from pyoci.process.init import Child
 from pyoci.process.sync import Channel
 from pyoci.spec.plan import Plan
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 
 def single_threaded() -> bool:
@@ -82,6 +85,8 @@ def spawn(plan: Plan, state_dir: str, place: Callable[[int], None],
                 run_parent_hooks(init_pid)
                 ours.send("hooks-done")
             elif kind == "ready":
+                if not init_pid:  # cannot happen: the init waits until its pid is sent
+                    raise ProcessSetupError("init", 0, "container init ready before its pid")
                 break
             elif kind == "error":
                 raise ProcessSetupError(msg["stage"], msg.get("errno", 0), msg["message"])

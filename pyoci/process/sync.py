@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import _socket
 import sys
-from typing import Any
 
 from pyoci import jsonio
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 _MAX = 65536
 

@@ -9,7 +9,6 @@ user, and fd hygiene. It is made non-dumpable before it joins anything.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from pyoci._native import check, lib
 from pyoci.errors import IncorrectStatus, ProcessSetupError, PyociError
@@ -20,6 +19,7 @@ from pyoci.process.init import (
     StageError,
     _describe,
     _environment,
+    _fork_after_pid,
     _reset_signals,
     exec_process,
     lookup,
@@ -27,6 +27,10 @@ from pyoci.process.init import (
 from pyoci.process.spawn import single_threaded
 from pyoci.process.sync import Channel
 from pyoci.spec.plan import Plan
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -126,10 +130,7 @@ def _child(plan: Plan, chan: Channel, nsfds: list[tuple[str, int]], console: int
             needs_fork = needs_fork or nstype in ("pid", "time")
             os.close(fd)
         if needs_fork:
-            child = os.fork()
-            if child:
-                chan.send("pid", pid=child)
-                os._exit(0)
+            _fork_after_pid(chan)
         else:
             chan.send("pid", pid=os.getpid())
         process = plan.process
@@ -159,7 +160,7 @@ def _child(plan: Plan, chan: Channel, nsfds: list[tuple[str, int]], console: int
         _send(chan, e.stage, e.errno, str(e))
     except OSError as e:
         _send(chan, stage, e.errno or 0, _describe(e))
-    except BaseException as e:  # noqa: BLE001
+    except BaseException as e:
         _send(chan, stage, 0, f"{type(e).__name__}: {e}")
     os._exit(255)
 

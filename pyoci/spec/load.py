@@ -8,11 +8,14 @@ whose cache key is the exact file content rather than a re-serialisation.
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Any
 
+from pyoci import jsonio
 from pyoci.errors import SpecError
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["parse_json", "read_config", "read_process"]
 
@@ -44,9 +47,10 @@ def parse_json(raw: bytes, label: str) -> dict[str, Any]:
     except UnicodeDecodeError as e:
         raise SpecError(f"{label}: invalid json: not utf-8 at byte {e.start}") from None
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise SpecError(f"{label}: invalid json: {e.msg} (line {e.lineno})") from None
+        doc = jsonio.loads(text)
+    except ValueError as e:  # json.JSONDecodeError carries the position
+        msg, line = getattr(e, "msg", str(e)), getattr(e, "lineno", 1)
+        raise SpecError(f"{label}: invalid json: {msg} (line {line})") from None
     except RecursionError:
         raise SpecError(f"{label}: invalid json: nested too deeply") from None
     if not isinstance(doc, dict):

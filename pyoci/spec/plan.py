@@ -7,13 +7,16 @@ without being serialised; anything that can fail here fails at ``create``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import Any
 
 from pyoci.linux import namespaces as ns
+from pyoci.record import Factory, record
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Plan:
     cid: str
     bundle: str
@@ -30,7 +33,7 @@ class Plan:
     no_new_keyring: bool = False
     preserve_fds: int = 0
     console_socket: str | None = None
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = Factory(list)
 
     @property
     def linux(self) -> dict[str, Any]:

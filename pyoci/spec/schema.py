@@ -14,17 +14,21 @@ rather than "linux").
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import os
-from collections.abc import Iterable
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import pyoci
 from pyoci.errors import SpecError
 
+try:  # the builtin module: hashlib would load OpenSSL first, milliseconds per create
+    from _sha256 import sha256 as _sha256
+except ImportError:  # pragma: no cover - CPython built without it
+    from hashlib import sha256 as _sha256
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any
+
     from jsonschema.exceptions import ValidationError
 
 __all__ = [
@@ -50,18 +54,19 @@ _KINDS: dict[str, tuple[str, str]] = {
 _CACHE_MAX = 512
 
 
-def schema_dir() -> Path:
+def schema_dir() -> str:
     """Where the shipped schemas live.
 
     An installed pyoci has them as the ``pyoci.schemas`` package next to
     ``pyoci/__init__.py``; a source checkout keeps them in ``<repo>/schemas``.
     Looking at two paths is cheaper than importing ``importlib.resources``.
     """
-    pkg = Path(pyoci.__file__).resolve().parent
-    for cand in (pkg / "schemas", pkg.parent / "schemas"):
-        if (cand / "config-schema.json").is_file():
+    pkg = os.path.dirname(os.path.realpath(pyoci.__file__))
+    tried = (os.path.join(pkg, "schemas"), os.path.join(os.path.dirname(pkg), "schemas"))
+    for cand in tried:
+        if os.path.isfile(os.path.join(cand, "config-schema.json")):
             return cand
-    raise SpecError(f"schemas not found: looked in {pkg / 'schemas'} and {pkg.parent / 'schemas'}")
+    raise SpecError(f"schemas not found: looked in {tried[0]} and {tried[1]}")
 
 
 def _kind(which: str) -> tuple[str, str]:
@@ -71,20 +76,23 @@ def _kind(which: str) -> tuple[str, str]:
         raise ValueError(f"unknown schema kind {which!r}") from None
 
 
-def schema_path(which: str = "config") -> Path:
+def schema_path(which: str = "config") -> str:
     """Path of the schema file that checks documents of kind ``which``."""
-    return schema_dir() / _kind(which)[0]
+    return os.path.join(schema_dir(), _kind(which)[0])
 
 
 @functools.cache
 def schema_bytes(which: str = "config") -> bytes:
     """Raw schema file content; part of the cache key so a schema edit invalidates markers."""
-    return schema_path(which).read_bytes()
+    with open(schema_path(which), "rb") as f:
+        return f.read()
 
 
 @functools.cache
 def _validator(which: str) -> Any:
     """Build (once per process) the validator for ``which``; imports jsonschema."""
+    import json
+
     from jsonschema.validators import validator_for
 
     schema: dict[str, Any] = json.loads(schema_bytes(which))
@@ -109,6 +117,8 @@ def format_path(parts: Iterable[str | int]) -> str:
 
 
 def _show(value: object, limit: int = 60) -> str:
+    import json
+
     text = json.dumps(value, sort_keys=True)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -197,7 +207,7 @@ def check(doc: Any, which: str = "config") -> None:
 
 
 def _cache_key(raw: bytes, which: str) -> str:
-    h = hashlib.sha256()
+    h = _sha256()
     for part in (raw, schema_bytes(which), pyoci.__version__.encode(), which.encode()):
         h.update(len(part).to_bytes(8, "little"))
         h.update(part)
