@@ -241,23 +241,20 @@ class ContainerdEnv:
         return "\n".join(lines[-tail:])
 
     def ctr(self, *args: str | os.PathLike[str], timeout: float = 60, check: bool = False,
-            namespace: bool = True, input: str | None = None,
-            ) -> subprocess.CompletedProcess[str]:
+            namespace: bool = True) -> subprocess.CompletedProcess[str]:
         """Run ``ctr`` against this daemon; output goes through files, not pipes.
 
         The shim of a detached task outlives ctr and must not be able to keep
-        a pipe of ours open. stdin is ``input``, or /dev/null.
+        a pipe of ours open. stdin is /dev/null: ``ctr run`` copies its stdin
+        to the task but doesn't close the task's stdin at EOF.
         """
         cmd = ["ctr", "--address", os.fspath(self.address)]
         if namespace:
             cmd += ["--namespace", NAMESPACE]
         cmd += [os.fspath(a) for a in args]
-        with (tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err,
-              tempfile.TemporaryFile() as stdin):
-            stdin.write((input or "").encode())
-            stdin.seek(0)
-            proc = subprocess.Popen(cmd, stdin=stdin if input is not None else subprocess.DEVNULL,
-                                    stdout=out, stderr=err, cwd=self.base)
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                    cwd=self.base)
             try:
                 rc = proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:

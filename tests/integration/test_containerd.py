@@ -123,11 +123,11 @@ def test_exit_status_passes_through(ctd, code) -> None:
     assert res.returncode == code, res.stderr + diagnose(ctd, cid)
 
 
-def test_stdin_stdout_stderr(ctd) -> None:
+def test_stdout_stderr(ctd) -> None:
+    """The shim's FIFOs reach the container as its stdio, through the runtime."""
     cid = helpers.unique_id()
-    res = ctd.ctr("run", "--rm", *rt(ctd), IMAGE, cid, "sh", "-c", "cat; echo err >&2",
-                  input="in\n")
-    assert (res.returncode, res.stdout) == (0, "in\n"), res.stderr + diagnose(ctd, cid)
+    res = ctd.ctr("run", "--rm", *rt(ctd), IMAGE, cid, "sh", "-c", "echo out; echo err >&2")
+    assert (res.returncode, res.stdout) == (0, "out\n"), res.stderr + diagnose(ctd, cid)
     assert res.stderr == "err\n"
 
 
