@@ -71,8 +71,17 @@ def create(store: Store, cid: str, opts: Options) -> Created:
         )
     if not process.get("terminal") and opts.console_socket:
         raise PyociError("cannot use console socket if pyoci will not detach or allocate tty")
-    if not any(n["type"] == "mount" for n in (config.get("linux") or {}).get("namespaces") or []):
+    linux = config.get("linux") or {}
+    if not any(n["type"] == "mount" for n in linux.get("namespaces") or []):
         raise SpecError("config.json: linux.namespaces: a mount namespace is required")
+    from pyoci.linux import lsm
+
+    lsm.check_available(process, linux)
+    if linux.get("intelRdt"):
+        if not os.path.isdir("/sys/fs/resctrl/info"):
+            raise SpecError("config.json: linux.intelRdt: resctrl is not mounted on this host "
+                            "(mount -t resctrl resctrl /sys/fs/resctrl)")
+        raise SpecError("config.json: linux.intelRdt: not supported by pyoci yet")
     plan = planmod.build(
         cid, opts.bundle, config, no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
         preserve_fds=opts.preserve_fds, console_socket=opts.console_socket,
@@ -126,10 +135,15 @@ def create(store: Store, cid: str, opts: Options) -> Created:
             init_pid = pid
 
         parent_hooks = None
-        if hooks.get("prestart") or hooks.get("createRuntime"):
+        netdevs = linux.get("netDevices")
+        if hooks.get("prestart") or hooks.get("createRuntime") or netdevs:
             def parent_hooks(pid: int) -> None:
                 from pyoci import hooks as hookmod
 
+                if netdevs:
+                    from pyoci.linux import netdev
+
+                    netdev.move(netdevs, pid)
                 s = _hook_state(state, pid)
                 hookmod.run(hooks.get("prestart") or [], "prestart", s)
                 hookmod.run(hooks.get("createRuntime") or [], "createRuntime", s)

@@ -39,6 +39,12 @@ def _seccomp() -> dict[str, Any]:
     }
 
 
+def _idmap() -> bool:
+    from pyoci.linux import idmap
+
+    return idmap.supported()
+
+
 def features() -> dict[str, Any]:
     from pyoci._native import lib
 
@@ -60,7 +66,7 @@ def features() -> dict[str, Any]:
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            "mountExtensions": {"idmap": {"enabled": _idmap()}},
         },
         "annotations": {
             "org.opencontainers.runtime-spec.features.cgroup.unified": str(cg_v2).lower(),

@@ -127,6 +127,9 @@ def _run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
     config = store.load_config(cid)
     cache = os.path.join(store.root, ".cache")
     process = _process(ctx, flags, args[1:], config, cache)
+    from pyoci.linux import lsm
+
+    lsm.check_available(process, {}, "process")
     detach = bool(flags.get("detach"))
     console_socket = flags.get("console-socket")
     if process.get("terminal") and detach and not console_socket:

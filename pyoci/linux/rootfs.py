@@ -89,7 +89,7 @@ def make_in_root(rootfd: int, path: str, is_file: bool, mode: int = 0o755) -> in
 
 
 def mount_entry(rootfd: int, entry: dict, bundle: str, in_userns: bool,
-                cgroup_mount: object = None) -> None:
+                cgroup_mount: object = None, linux: dict | None = None) -> None:
     """Apply one entry of ``mounts``."""
     dest = entry["destination"]
     mtype = entry.get("type")
@@ -113,9 +113,20 @@ def mount_entry(rootfd: int, entry: dict, bundle: str, in_userns: bool,
     fd = make_in_root(rootfd, dest, is_file)
     try:
         target = m.fd_path(fd)
-        if opts.bind:
+        idmapped = ("uidMappings" in entry or "gidMappings" in entry
+                    or opts.extensions & {"idmap", "ridmap"})
+        if opts.bind and idmapped:
+            from pyoci.linux import idmap
+
+            linux = linux or {}
+            idmap.mount(source, fd,  # type: ignore[arg-type]
+                        entry.get("uidMappings") or linux.get("uidMappings") or [],
+                        entry.get("gidMappings") or linux.get("gidMappings") or [],
+                        opts.recursive or "ridmap" in opts.extensions)
+        if opts.bind and not idmapped:
             flags = m.MS_BIND | (m.MS_REC if opts.recursive else 0)
             m.mount(source, target, None, flags)
+        if opts.bind:
             remount = opts.flags & ~m.MS_REMOUNT
             if remount or opts.clear:
                 top = open_in_root(rootfd, dest)

@@ -14,7 +14,7 @@ import stat
 
 from pyoci import hooks as hookmod
 from pyoci._native import check, ffi, lib
-from pyoci.linux import devices, rlimits, rootfs, terminal
+from pyoci.linux import devices, lsm, rlimits, rootfs, sched, terminal
 from pyoci.linux import namespaces as ns
 from pyoci.process.sync import Channel
 from pyoci.spec.plan import Plan
@@ -52,6 +52,7 @@ class Child:
         self.stage = "init"
         self.notify = -1
         self.host_pid = 0
+        self.lsm_attrs: list[tuple[int, bytes]] = []
 
     # -- stage 1 ---------------------------------------------------------------
     def run(self) -> None:
@@ -151,7 +152,7 @@ class Child:
         self.stage = "mount"
         dev_bound = False
         for entry in plan.config.get("mounts") or []:
-            rootfs.mount_entry(rootfd, entry, plan.bundle, in_userns, self.cgroup_mount)
+            rootfs.mount_entry(rootfd, entry, plan.bundle, in_userns, self.cgroup_mount, linux)
             if entry["destination"].rstrip("/") == "/dev":
                 kinds = {entry.get("type"), *(entry.get("options") or [])}
                 dev_bound = bool(kinds & {"bind", "rbind"})
@@ -172,6 +173,8 @@ class Child:
             self.notify = _connect_listener(plan.seccomp.listener_path)
         if hooks.get("startContainer"):
             import subprocess  # noqa: F401 - after pivot_root the host's modules are gone
+        self.stage = "lsm"
+        self.lsm_attrs = lsm.open_exec_attrs(process)
         self.stage = "pivot root"
         if plan.no_pivot:
             rootfs.chroot_into(rootfd, plan.rootfs)
@@ -204,6 +207,18 @@ class Child:
         if process.get("rlimits"):
             self.stage = "rlimits"
             rlimits.apply(process["rlimits"])
+        if linux.get("personality"):
+            self.stage = "personality"
+            sched.set_personality(linux["personality"])
+        if process.get("ioPriority"):
+            self.stage = "io priority"
+            sched.set_io_priority(process["ioPriority"])
+        if process.get("scheduler"):
+            self.stage = "scheduler"
+            sched.set_scheduler(process["scheduler"])
+        if linux.get("memoryPolicy"):
+            self.stage = "memory policy"
+            sched.set_memory_policy(linux["memoryPolicy"])
         self.stage = "cwd"
         cwd = process.get("cwd") or "/"
         try:
@@ -230,6 +245,7 @@ class Child:
             hooks = (plan.config.get("hooks") or {}).get("startContainer")
             if hooks:
                 hookmod.run(hooks, "startContainer", self._state("running"))
+            lsm.write_exec_attrs(self.lsm_attrs)
             exec_process(plan, path, env, self.notify, self._listener_message())
         except Exception as e:
             os.write(2, f"pyoci: unable to start container process: {e}\n".encode())
@@ -361,6 +377,9 @@ def exec_process(plan: Plan, path: str, env: list[str], notify: int = -1,
                  notify_msg: bytes = b"") -> None:
     """Fill the C exec spec and call it; returns only by raising."""
     process = plan.process
+    final = (process.get("execCPUAffinity") or {}).get("final")
+    if final:
+        sched.set_affinity(0, final, "final")
     user = process.get("user") or {}
     keep: list[Any] = []
 

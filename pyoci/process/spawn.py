@@ -64,6 +64,11 @@ def spawn(plan: Plan, state_dir: str, place: Callable[[int], None],
         os.close(fifo_dir)
     init_pid = 0
     try:
+        initial = (plan.process.get("execCPUAffinity") or {}).get("initial")
+        if initial:
+            from pyoci.linux.sched import set_affinity
+
+            set_affinity(pid, initial, "initial")  # before the cgroup move, as the spec says
         place(pid)
         ours.send("go")
         while True:

@@ -12,8 +12,8 @@ import os
 
 from pyoci._native import check, lib
 from pyoci.errors import IncorrectStatus, ProcessSetupError, PyociError
+from pyoci.linux import lsm, rlimits, sched, terminal
 from pyoci.linux import namespaces as ns
-from pyoci.linux import rlimits, terminal
 from pyoci.process.init import (
     PR_SET_DUMPABLE,
     StageError,
@@ -81,6 +81,11 @@ def spawn_exec(plan: Plan, init_pid: int, place: Any, console: int | None,
             os.close(fd)
     target = 0
     try:
+        initial = (plan.process.get("execCPUAffinity") or {}).get("initial")
+        if initial:
+            from pyoci.linux.sched import set_affinity
+
+            set_affinity(pid, initial, "initial")
         place(pid)
         ours.send("go")
         while True:
@@ -150,11 +155,19 @@ def _child(plan: Plan, chan: Channel, nsfds: list[tuple[str, int]], console: int
         except OSError as e:
             raise StageError("cwd", e.errno or 0, f"chdir to cwd ({cwd!r}) set in config.json "
                              f"failed: {_describe(e)}") from None
+        if process.get("ioPriority"):
+            stage = "io priority"
+            sched.set_io_priority(process["ioPriority"])
+        if process.get("scheduler"):
+            stage = "scheduler"
+            sched.set_scheduler(process["scheduler"])
         stage = "exec"
         env = _environment(process)
         path = lookup(process["args"][0], env)
+        attrs = lsm.open_exec_attrs(process)
         chan.send("ready")
         chan.close()
+        lsm.write_exec_attrs(attrs)
         exec_process(plan, path, env)
     except StageError as e:
         _send(chan, e.stage, e.errno, str(e))

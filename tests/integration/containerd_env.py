@@ -8,8 +8,10 @@ are limited to 108 bytes), with the CRI plugin disabled. Snapshots use
 
 What the ``io.containerd.runc.v2`` shim of containerd 1.6 always puts outside
 that dir: the runtime's state under ``/run/containerd/runc/<namespace>`` (its
-default ``--root``) and its own sockets under ``/run/containerd/s``. Those are
-removed after the session when they did not exist before it.
+default ``--root``) and its own sockets under ``/run/containerd/s``; ``ctr``
+puts its FIFOs under ``/run/containerd/fifo``. Those are removed after the
+session when they did not exist before it (the namespace's runtime root with
+what the runtime keeps there besides containers, e.g. pyoci's ``.cache``).
 
 The image is an OCI image layout built here from the rootfs (index.json,
 oci-layout, and blobs for the manifest, the config and one uncompressed layer),
@@ -41,9 +43,11 @@ NAMESPACE = "pyoci-test"
 IMAGE = "docker.io/library/pyoci-test:latest"
 SNAPSHOT_FALLBACK = "native"
 RUNC_ROOT_BASE = Path("/run/containerd/runc")
-# What the shim creates outside the private dir, deepest first.
+# What containerd 1.6 creates outside the private dir whatever the config says,
+# deepest first: the runtime's root, the shims' sockets and ctr's FIFO dir.
 _HOST_LEFTOVERS = (RUNC_ROOT_BASE / NAMESPACE, RUNC_ROOT_BASE, Path("/run/containerd/s"),
-                   Path("/run/containerd"))
+                   Path("/run/containerd/fifo"), Path("/run/containerd"))
+_CGROUP_ROOT = Path("/sys/fs/cgroup")
 _GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le",
            "s390x": "s390x", "riscv64": "riscv64"}
 
@@ -87,6 +91,12 @@ def _mounts_under(base: Path) -> list[str]:
     with open("/proc/self/mountinfo") as f:
         targets = [line.split()[4] for line in f]
     return [t for t in targets if t.startswith(prefix)]
+
+
+def namespace_cgroups() -> list[Path]:
+    """``/<namespace>``, the parent cgroup of ctr's default ``cgroupsPath`` (cgroupfs)."""
+    return [p for p in (_CGROUP_ROOT / NAMESPACE, *_CGROUP_ROOT.glob(f"*/{NAMESPACE}"))
+            if p.is_dir()]
 
 
 def _toml_str(value: str | os.PathLike[str]) -> str:
@@ -178,6 +188,7 @@ class ContainerdEnv:
                             else "overlayfs")
         self.proc: subprocess.Popen[bytes] | None = None
         self._preexisting = {p for p in _HOST_LEFTOVERS if p.exists()}
+        self._had_cgroups = bool(namespace_cgroups())
 
     # ---- setup ----------------------------------------------------------
 
@@ -267,6 +278,15 @@ class ContainerdEnv:
                                               result.stderr)
         return result
 
+    def ctr_background(self, *args: str | os.PathLike[str], out: Path, err: Path,
+                       ) -> subprocess.Popen[bytes]:
+        """Start ``ctr ARGS`` (e.g. a foreground ``run``) without waiting for it."""
+        cmd = ["ctr", "--address", os.fspath(self.address), "--namespace", NAMESPACE,
+               *(os.fspath(a) for a in args)]
+        with open(out, "wb") as o, open(err, "wb") as e:
+            return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=o, stderr=e,
+                                    cwd=self.base)
+
     def bundle(self, cid: str) -> Path:
         """The task's bundle dir, where the shim keeps ``log.json`` and ``init.pid``."""
         return self.state / "io.containerd.runtime.v2.task" / NAMESPACE / cid
@@ -355,10 +375,17 @@ class ContainerdEnv:
             problems.append(f"mount {target} left behind")
             subprocess.run(["umount", "-l", target], check=False)
         shutil.rmtree(self.base, ignore_errors=True)
+        if runc_root() not in self._preexisting and not self.state_dirs():
+            shutil.rmtree(runc_root(), ignore_errors=True)
         for path in _HOST_LEFTOVERS:
             if path not in self._preexisting:
                 with contextlib.suppress(OSError):
                     path.rmdir()
+        if not self._had_cgroups:
+            # The empty parents the runtime made for ``/<namespace>/<id>``.
+            for parent in namespace_cgroups():
+                with contextlib.suppress(OSError):
+                    parent.rmdir()
         return problems
 
 

@@ -429,9 +429,19 @@ def test_tty_foreground_probe(running: Running) -> None:
 
 def test_tty_foreground_interactive_shell(running: Running) -> None:
     child = _spawn(running.root, "exec", "--tty", running.cid, "/bin/sh")
+    child.expect("# ")  # the prompt: the runtime's console proxy is up
     child.sendline("echo hi-$((1+1))")
     child.expect("hi-2")
     child.sendline("exit 3")
+    assert _finish(child) == 3
+
+
+def test_tty_foreground_typeahead(running: Running) -> None:
+    # Typed before the shell is ready: it must not be discarded (runc keeps it).
+    child = _spawn(running.root, "exec", "-t", running.cid, "/bin/sh")
+    child.sendline("echo hi-$((1+1))")
+    child.sendline("exit 3")
+    child.expect("hi-2")
     assert _finish(child) == 3
 
 
