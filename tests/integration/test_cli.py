@@ -157,7 +157,7 @@ def test_features_validate_against_schema(pyoci_root: Path) -> None:
     linux = doc["linux"]
     assert "time" in linux["namespaces"] and "CAP_CHOWN" in linux["capabilities"]
     assert linux["cgroup"]["systemd"] is False
-    assert linux["mountExtensions"]["idmap"]["enabled"] is False
+    assert linux["mountExtensions"]["idmap"]["enabled"] is True  # mount_setattr exists here
     assert linux["apparmor"]["enabled"] is False and linux["selinux"]["enabled"] is False
     assert "SCMP_ACT_NOTIFY" in linux["seccomp"]["actions"]
 
