@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 
-from pyoci import SPEC_VERSION
+from pyoci import SPEC_VERSION, faults
 from pyoci.errors import ContainerNotFound, IncorrectStatus, PyociError
 from pyoci.state import status as st
 from pyoci.state.store import FIFO, Store
@@ -97,12 +97,14 @@ class Container:
         if status != st.CREATED:
             raise IncorrectStatus("cannot start an already running container")
         fifo = os.path.join(self.dir, FIFO)
+        faults.point("start:before-fifo")
+        fd = self._open_fifo(fifo)
         try:
-            fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise IncorrectStatus("cannot start an already running container") from None
-        try:
-            self._await_fifo(fd)
+            faults.point("start:after-fifo")
+            try:
+                os.write(fd, b"0")
+            except BrokenPipeError:
+                raise IncorrectStatus("cannot start a container that has stopped") from None
         finally:
             os.close(fd)
         try:
@@ -119,21 +121,28 @@ class Container:
                 self._kill_all(9)
                 raise
 
-    def _await_fifo(self, fd: int) -> None:
-        """Wait for the init to write its byte, giving up if it dies first."""
-        import select
+    def _open_fifo(self, fifo: str) -> int:
+        """Open the exec fifo for writing once the init is waiting on it.
 
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
+        ENXIO means no reader yet: the init may still be on its way from
+        "ready" to the fifo, so retry while it lives.
+        """
+        import _signal
+
+        _signal.signal(13, _signal.SIG_IGN)  # EPIPE instead of dying if the init dies
+        delay = 0.0005
         while True:
-            if poller.poll(100):
-                try:
-                    if os.read(fd, 1):
-                        return
-                except BlockingIOError:
-                    continue
+            try:
+                return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            except FileNotFoundError:
+                raise IncorrectStatus("cannot start an already running container") from None
+            except OSError as e:
+                if e.errno != 6:  # ENXIO
+                    raise
             if not st.alive(self.state):
                 raise IncorrectStatus("cannot start a container that has stopped")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.02)
 
     # -- kill -------------------------------------------------------------------
     def kill(self, sig: int, all_processes: bool = False) -> None:
@@ -173,6 +182,7 @@ class Container:
                     cg.thaw()
             self._kill_all(9)
             self._wait_gone()
+        faults.point("delete:killed")
         cg = self.cgroup()
         if cg is not None:
             # Whatever is still in the container's cgroup belongs to it: without a pid
@@ -181,6 +191,9 @@ class Container:
                 cg.kill_all(9)
                 self._wait_gone()
             cg.destroy()
+        elif self.state.get("cgroup_intent"):
+            _remove_abandoned_cgroup(self.state["cgroup_intent"])
+        faults.point("delete:cgroup")
         self.store.remove(self.id)
         warnings: list[str] = []
         hooks = (self.state.get("hooks") or {}).get("poststop")
@@ -208,6 +221,24 @@ class Container:
             if time.monotonic() > deadline:
                 break
             time.sleep(delay)
+
+
+def _remove_abandoned_cgroup(intent: dict[str, Any]) -> None:
+    """A create died between making its cgroup and recording it: remove the leaf."""
+    from pyoci.cgroups import from_state
+    from pyoci.cgroups.base import remove_created
+
+    mgr = from_state(intent)
+    if not mgr.exists():
+        return
+    mgr.kill_all(9)
+    deadline = time.monotonic() + 5
+    while mgr.pids() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    leaves = [p for p in (intent.get("paths") or {}).values() if p]
+    if intent.get("unified_root"):
+        leaves.append(os.path.join(intent["unified_root"], intent["path"].lstrip("/")))
+    remove_created(leaves)
 
 
 def remove_leftover(store: Store, cid: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 
-from pyoci import SPEC_VERSION
+from pyoci import SPEC_VERSION, faults
 from pyoci.errors import PyociError, SpecError
 from pyoci.state import status as st
 from pyoci.state.store import CONFIG_FILE, FIFO, Store, check_id, write_atomic
@@ -108,11 +108,12 @@ def create(store: Store, cid: str, opts: Options) -> Created:
                 ours, console = a.detach(), b.detach()
         write_atomic(os.path.join(state_dir, CONFIG_FILE), raw)
         _make_fifo(os.path.join(state_dir, FIFO), plan)
-        cgroup = _make_cgroup(plan)
-        warnings += [f"linux.resources.{k}: not supported by this host's cgroups, ignored"
-                     for k in getattr(cgroup, "ignored", ())]
+        faults.point("create:claimed")
         hooks = config.get("hooks") or {}
         now = time.time()
+        from pyoci.cgroups import manager_for
+
+        cgroup = manager_for(linux.get("cgroupsPath"), cid)
         state: dict[str, Any] = {
             "ociVersion": config.get("ociVersion", SPEC_VERSION),
             "id": cid,
@@ -123,12 +124,20 @@ def create(store: Store, cid: str, opts: Options) -> Created:
             "created": _rfc3339(now),
             "owner": "",
             "annotations": config.get("annotations") or {},
-            "cgroup": cgroup.to_state() if cgroup is not None else None,
+            "cgroup": None,
+            # Where the cgroup is about to be made: a crash before the next save
+            # still lets `delete --force` find and remove it.
+            "cgroup_intent": cgroup.to_state(),
             "hooks": {k: hooks[k] for k in ("poststart", "poststop") if hooks.get(k)},
             "pidns": plan.has_ns("pid"),
         }
-        # Written before the fork, so `delete --force` can clean up after a crash.
         store.save(cid, state)
+        cgroup.create(linux.get("resources"))
+        warnings += [f"linux.resources.{k}: not supported by this host's cgroups, ignored"
+                     for k in getattr(cgroup, "ignored", ())]
+        state["cgroup"] = cgroup.to_state()
+        store.save(cid, state)
+        faults.point("create:cgroup")
 
         def record_pid(pid: int) -> None:
             nonlocal init_pid
@@ -144,6 +153,7 @@ def create(store: Store, cid: str, opts: Options) -> Created:
                     from pyoci.linux import netdev
 
                     netdev.move(netdevs, pid)
+                faults.point("create:hooks")
                 s = _hook_state(state, pid)
                 hookmod.run(hooks.get("prestart") or [], "prestart", s)
                 hookmod.run(hooks.get("createRuntime") or [], "createRuntime", s)
@@ -157,6 +167,7 @@ def create(store: Store, cid: str, opts: Options) -> Created:
             run_parent_hooks=parent_hooks, cgroup_mount=mounter, on_pid=record_pid,
             console=console,
         )
+        faults.point("create:ready")
         state["pid"] = init_pid
         state["pid_start"] = st.start_time(init_pid)
         if state["pid_start"] is None:
@@ -201,15 +212,6 @@ def _host_id(mappings: list[dict[str, int]] | None) -> int:
 def _hook_state(state: dict[str, Any], pid: int) -> dict[str, Any]:
     return {"ociVersion": SPEC_VERSION, "id": state["id"], "status": st.CREATING, "pid": pid,
             "bundle": state["bundle"], "annotations": state["annotations"]}
-
-
-def _make_cgroup(plan: Any) -> Any:
-    from pyoci.cgroups import manager_for
-
-    linux = plan.linux
-    mgr = manager_for(linux.get("cgroupsPath"), plan.cid)
-    mgr.create(linux.get("resources"))
-    return mgr
 
 
 def _rollback(store: Store, cid: str, cgroup: Any, pid: int) -> None:

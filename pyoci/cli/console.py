@@ -37,7 +37,7 @@ class Proxy:
             import tty
 
             self.saved = termios.tcgetattr(0)
-            tty.setraw(0)
+            tty.setraw(0, termios.TCSANOW)  # TCSAFLUSH would drop typed-ahead input
             self.resize()
 
     def resize(self) -> None:
@@ -49,7 +49,25 @@ class Proxy:
             fcntl.ioctl(self.master, termios.TIOCSWINSZ, size)
 
     def pump(self, done: Any) -> None:
-        """Copy until the master closes (the container exited) or ``done()``."""
+        """Copy until the master closes (the container exited) or ``done()``,
+        then drain what the process wrote just before it exited."""
+        try:
+            self._copy(done)
+        finally:
+            self._drain()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                ready, _, _ = select.select([self.master], [], [], 0)
+                data = os.read(self.master, 65536) if ready else b""
+            except OSError:
+                return
+            if not data:
+                return
+            os.write(1, data)
+
+    def _copy(self, done: Any) -> None:
         fds = [self.master, 0]
         while not done():
             try:

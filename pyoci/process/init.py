@@ -12,6 +12,7 @@ import errno as errno_mod
 import os
 import stat
 
+from pyoci import faults
 from pyoci import hooks as hookmod
 from pyoci._native import check, ffi, lib
 from pyoci.linux import devices, lsm, rlimits, rootfs, sched, terminal
@@ -150,6 +151,7 @@ class Child:
         rootfs.prepare_propagation(linux.get("rootfsPropagation"))
         rootfd = rootfs.bind_rootfs(plan.rootfs)
         self.stage = "mount"
+        faults.point("create:child-mounts")
         dev_bound = False
         for entry in plan.config.get("mounts") or []:
             rootfs.mount_entry(rootfd, entry, plan.bundle, in_userns, self.cgroup_mount, linux)
@@ -220,12 +222,7 @@ class Child:
             self.stage = "memory policy"
             sched.set_memory_policy(linux["memoryPolicy"])
         self.stage = "cwd"
-        cwd = process.get("cwd") or "/"
-        try:
-            os.chdir(cwd)
-        except OSError as e:
-            raise StageError("cwd", e.errno or 0, f"chdir to cwd ({cwd!r}) set in config.json "
-                             f"failed: {_describe(e)}") from None
+        enter_cwd(process.get("cwd") or "/")
         self.stage = "exec"
         env = _environment(process)
         path = lookup(process["args"][0], env)
@@ -237,10 +234,7 @@ class Child:
         """`create` has returned: from here on errors can only go to stderr."""
         plan = self.plan
         try:
-            # Wait until `start` opens the fifo for reading.
-            fd = os.open("exec.fifo", os.O_WRONLY | os.O_CLOEXEC, dir_fd=self.fifo_dir)
-            os.write(fd, b"0")
-            os.close(fd)
+            _wait_for_start(self.fifo_dir)
             os.close(self.fifo_dir)
             hooks = (plan.config.get("hooks") or {}).get("startContainer")
             if hooks:
@@ -269,6 +263,55 @@ class Child:
         return {"ociVersion": SPEC_VERSION, "id": self.plan.cid, "status": status,
                 "pid": self.host_pid, "bundle": self.plan.bundle,
                 "annotations": self.plan.config.get("annotations") or {}}
+
+
+def enter_cwd(cwd: str) -> None:
+    """chdir inside the container's root, never through a host fd.
+
+    ``cwd: /proc/self/fd/N`` would otherwise land on whatever host directory
+    fd N names and survive execve (CVE-2024-21626): resolve with
+    RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS, then check the result is inside.
+    """
+    root = os.open("/", rootfs.O_PATH | os.O_CLOEXEC)
+    try:
+        fd = rootfs.open_in_root(root, cwd, rootfs.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise StageError("cwd", e.errno or 0, f"chdir to cwd ({cwd!r}) set in config.json "
+                         f"failed: {_describe(e, False)}") from None
+    finally:
+        os.close(root)
+    try:
+        os.fchdir(fd)
+    finally:
+        os.close(fd)
+    try:
+        here = os.getcwd()
+    except OSError:
+        here = ""
+    if not here.startswith("/"):
+        raise StageError("cwd", errno_mod.EPERM, f"cwd ({cwd!r}) is outside the container")
+
+
+def _wait_for_start(fifo_dir: int) -> None:
+    """Block until `start` writes its byte into the exec fifo, then remove the fifo.
+
+    The init reads and `start` writes, so a `start` killed before its write
+    only gives us EOF: we wait for the next one instead of starting half-way.
+    Removing the fifo ourselves, before execve, keeps the derived status exact
+    (in a user namespace we may lack the right; `start` removes it then).
+    """
+    while True:
+        fd = os.open("exec.fifo", os.O_RDONLY | os.O_CLOEXEC, dir_fd=fifo_dir)
+        try:
+            got = os.read(fd, 1)
+        finally:
+            os.close(fd)
+        if got:
+            break
+    try:
+        os.unlink("exec.fifo", dir_fd=fifo_dir)
+    except OSError:
+        pass
 
 
 def _fork_after_pid(chan: Channel) -> None:

@@ -64,6 +64,9 @@ def spawn(plan: Plan, state_dir: str, place: Callable[[int], None],
         os.close(fifo_dir)
     init_pid = 0
     try:
+        from pyoci import faults
+
+        faults.point("create:forked")
         initial = (plan.process.get("execCPUAffinity") or {}).get("initial")
         if initial:
             from pyoci.linux.sched import set_affinity

@@ -21,6 +21,7 @@ from pyoci.process.init import (
     _environment,
     _fork_after_pid,
     _reset_signals,
+    enter_cwd,
     exec_process,
     lookup,
 )
@@ -81,6 +82,9 @@ def spawn_exec(plan: Plan, init_pid: int, place: Any, console: int | None,
             os.close(fd)
     target = 0
     try:
+        from pyoci import faults
+
+        faults.point("exec:forked")
         initial = (plan.process.get("execCPUAffinity") or {}).get("initial")
         if initial:
             from pyoci.linux.sched import set_affinity
@@ -149,12 +153,7 @@ def _child(plan: Plan, chan: Channel, nsfds: list[tuple[str, int]], console: int
             stage = "rlimits"
             rlimits.apply(process["rlimits"])
         stage = "cwd"
-        cwd = process.get("cwd") or "/"
-        try:
-            os.chdir(cwd)
-        except OSError as e:
-            raise StageError("cwd", e.errno or 0, f"chdir to cwd ({cwd!r}) set in config.json "
-                             f"failed: {_describe(e)}") from None
+        enter_cwd(process.get("cwd") or "/")
         if process.get("ioPriority"):
             stage = "io priority"
             sched.set_io_priority(process["ioPriority"])

@@ -8,13 +8,15 @@ are limited to 108 bytes), with the CRI plugin disabled. Snapshots use
 
 What the ``io.containerd.runc.v2`` shim of containerd 1.6 always puts outside
 that dir: the runtime's state under ``/run/containerd/runc/<namespace>`` (its
-default ``--root``) and its own sockets under ``/run/containerd/s``; ``ctr``
-puts its FIFOs under ``/run/containerd/fifo``. Those are removed after the
-session when they did not exist before it (the namespace's runtime root with
-what the runtime keeps there besides containers, e.g. pyoci's ``.cache``).
+default ``--root``) and its own sockets under ``/run/containerd/s``. Those are
+removed after the session when they did not exist before it (the namespace's
+runtime root with what the runtime keeps there besides containers, e.g.
+pyoci's ``.cache``), as are the empty ``/<namespace>`` parent cgroups.
+``ctr`` gets ``--fifo-dir`` in the temp dir: it leaves the FIFOs of a
+detached exec behind in its default /run/containerd/fifo.
 
 The image is an OCI image layout built here from the rootfs (index.json,
-oci-layout, and blobs for the manifest, the config and one uncompressed layer),
+oci-layout, and blobs for the manifest, the config and one gzipped layer),
 so no other tool's storage is involved.
 """
 
@@ -251,6 +253,21 @@ class ContainerdEnv:
             return ""
         return "\n".join(lines[-tail:])
 
+    def ctr_argv(self, *args: str | os.PathLike[str], namespace: bool = True) -> list[str]:
+        """``ctr --address SOCK --namespace NS ARGS``.
+
+        ``run`` and ``task exec`` also get ``--fifo-dir`` in our dir: ctr
+        leaves the FIFOs of a detached exec in its default /run/containerd/fifo.
+        """
+        argv = [os.fspath(a) for a in args]
+        if argv[:1] == ["run"] or argv[:2] == ["task", "exec"]:
+            at = 1 if argv[0] == "run" else 2
+            argv[at:at] = ["--fifo-dir", os.fspath(self.base / "fifo")]
+        cmd = ["ctr", "--address", os.fspath(self.address)]
+        if namespace:
+            cmd += ["--namespace", NAMESPACE]
+        return cmd + argv
+
     def ctr(self, *args: str | os.PathLike[str], timeout: float = 60, check: bool = False,
             namespace: bool = True) -> subprocess.CompletedProcess[str]:
         """Run ``ctr`` against this daemon; output goes through files, not pipes.
@@ -259,10 +276,7 @@ class ContainerdEnv:
         a pipe of ours open. stdin is /dev/null: ``ctr run`` copies its stdin
         to the task but doesn't close the task's stdin at EOF.
         """
-        cmd = ["ctr", "--address", os.fspath(self.address)]
-        if namespace:
-            cmd += ["--namespace", NAMESPACE]
-        cmd += [os.fspath(a) for a in args]
+        cmd = self.ctr_argv(*args, namespace=namespace)
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                     cwd=self.base)
@@ -281,11 +295,9 @@ class ContainerdEnv:
     def ctr_background(self, *args: str | os.PathLike[str], out: Path, err: Path,
                        ) -> subprocess.Popen[bytes]:
         """Start ``ctr ARGS`` (e.g. a foreground ``run``) without waiting for it."""
-        cmd = ["ctr", "--address", os.fspath(self.address), "--namespace", NAMESPACE,
-               *(os.fspath(a) for a in args)]
         with open(out, "wb") as o, open(err, "wb") as e:
-            return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=o, stderr=e,
-                                    cwd=self.base)
+            return subprocess.Popen(self.ctr_argv(*args), stdin=subprocess.DEVNULL,
+                                    stdout=o, stderr=e, cwd=self.base)
 
     def bundle(self, cid: str) -> Path:
         """The task's bundle dir, where the shim keeps ``log.json`` and ``init.pid``."""

@@ -18,7 +18,7 @@ VERBS = ["create", "start", "state", "kill", "delete", "run", "list", "spec", "f
          "ps", "pause", "resume"]
 
 
-def pyoci(*args: str, root: Path, **kw):  # noqa: ANN201
+def pyoci(*args: str, root: Path, **kw):
     return helpers.run_pyoci(*args, root=root, **kw)
 
 

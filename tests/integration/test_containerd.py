@@ -144,8 +144,8 @@ def test_stdout_stderr(ctd) -> None:
 def test_run_with_terminal(ctd) -> None:
     """``ctr run -t``: the shim passes ``--console-socket`` and gets the pty master."""
     cid = helpers.unique_id()
-    cmd = ["ctr", "--address", os.fspath(ctd.address), "--namespace", containerd_env.NAMESPACE,
-           "run", "--rm", "-t", *rt(ctd), IMAGE, cid, "sh", "-c", "/probe tty; exit 5"]
+    cmd = ctd.ctr_argv("run", "--rm", "-t", *rt(ctd), IMAGE, cid,
+                       "sh", "-c", "/probe tty; exit 5")
     child = pexpect.spawn(cmd[0], cmd[1:], timeout=30, encoding="utf-8")
     try:
         child.expect(pexpect.EOF)
