@@ -240,6 +240,11 @@ int pyoci_exec(const struct pyoci_exec *x, const char **stage)
         for (long fd = 3 + x->keep_fds; fd < max; fd++)
             fcntl((int)fd, F_SETFD, FD_CLOEXEC);
     }
+    if (x->trampoline_fd >= 0) {
+        /* /proc/self/exe becomes the sealed memfd, never the host's interpreter. */
+        syscall(SYS_execveat, x->trampoline_fd, "", x->trampoline_argv, x->envp, AT_EMPTY_PATH);
+        /* A seccomp profile may deny execveat: fall back to the plain exec. */
+    }
     execve(x->path, x->argv, x->envp);
     FAIL("exec");
 #undef FAIL

@@ -24,6 +24,8 @@ struct pyoci_exec {
     const char *seccomp_notify_msg;
     size_t seccomp_notify_msg_len;
     int keep_fds;                /* fds above 2 + keep_fds are closed on exec */
+    int trampoline_fd;           /* -1, or a sealed memfd: exec it with argv = [path, argv...] */
+    char *const *trampoline_argv;
 };
 
 int pyoci_exec(const struct pyoci_exec *x, const char **stage);

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 PR_SET_DUMPABLE = 4
 PR_SET_PDEATHSIG = 1
 SECCOMP_FILTER_FLAG_NEW_LISTENER = 8
+TRAMPOLINE_MARKER = "pyoci-exec-trampoline"  # argv[0] the trampoline insists on
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -54,6 +55,7 @@ class Child:
         self.notify = -1
         self.host_pid = 0
         self.lsm_attrs: list[tuple[int, bytes]] = []
+        self.trampoline = -1
 
     # -- stage 1 ---------------------------------------------------------------
     def run(self) -> None:
@@ -177,6 +179,8 @@ class Child:
             import subprocess  # noqa: F401 - after pivot_root the host's modules are gone
         self.stage = "lsm"
         self.lsm_attrs = lsm.open_exec_attrs(process)
+        self.stage = "exec trampoline"
+        self.trampoline = open_trampoline()
         self.stage = "pivot root"
         if plan.no_pivot:
             rootfs.chroot_into(rootfd, plan.rootfs)
@@ -240,7 +244,8 @@ class Child:
             if hooks:
                 hookmod.run(hooks, "startContainer", self._state("running"))
             lsm.write_exec_attrs(self.lsm_attrs)
-            exec_process(plan, path, env, self.notify, self._listener_message())
+            exec_process(plan, path, env, self.notify, self._listener_message(),
+                         self.trampoline)
         except Exception as e:
             os.write(2, f"pyoci: unable to start container process: {e}\n".encode())
         os._exit(255)
@@ -416,8 +421,35 @@ def _connect_listener(path: str | None) -> int:
     return s.detach()
 
 
+def open_trampoline() -> int:
+    """A sealed memfd holding the static exec trampoline (native/trampoline/).
+
+    The final execve goes through it so that /proc/self/exe of the container
+    process never names the host's Python (CVE-2019-5736 class). Opened while
+    the host's files are still visible; sealed so nothing can rewrite it.
+    """
+    import fcntl
+
+    import pyoci._native
+
+    src = os.path.join(os.path.dirname(pyoci._native.__file__), "trampoline")
+    with open(src, "rb") as f:
+        code = f.read()
+    fd = os.memfd_create("pyoci-trampoline", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    try:
+        view = memoryview(code)
+        while view:
+            view = view[os.write(fd, view):]
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK
+                    | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def exec_process(plan: Plan, path: str, env: list[str], notify: int = -1,
-                 notify_msg: bytes = b"") -> None:
+                 notify_msg: bytes = b"", trampoline: int = -1) -> None:
     """Fill the C exec spec and call it; returns only by raising."""
     process = plan.process
     final = (process.get("execCPUAffinity") or {}).get("final")
@@ -482,6 +514,9 @@ def exec_process(plan: Plan, path: str, env: list[str], notify: int = -1,
         x.seccomp_flags = plan.seccomp.flags
     listen = int(os.environ.get("LISTEN_FDS") or 0)
     x.keep_fds = plan.preserve_fds + listen
+    x.trampoline_fd = trampoline
+    x.trampoline_argv = (cvec([TRAMPOLINE_MARKER, path, *process["args"]]) if trampoline >= 0
+                         else ffi.NULL)
     stage = ffi.new("const char **")
     lib.pyoci_exec(x, stage)
     err = ffi.errno

@@ -24,6 +24,7 @@ from pyoci.process.init import (
     enter_cwd,
     exec_process,
     lookup,
+    open_trampoline,
 )
 from pyoci.process.spawn import single_threaded
 from pyoci.process.sync import Channel
@@ -125,6 +126,7 @@ def _child(plan: Plan, chan: Channel, nsfds: list[tuple[str, int]], console: int
     try:
         check(lib.pyoci_prctl(PR_SET_DUMPABLE, 0, 0, 0, 0))
         _reset_signals()
+        trampoline = open_trampoline()  # before the mount namespace hides our files
         msg = chan.recv()
         if not msg or msg["type"] != "go":
             os._exit(1)
@@ -167,7 +169,7 @@ def _child(plan: Plan, chan: Channel, nsfds: list[tuple[str, int]], console: int
         chan.send("ready")
         chan.close()
         lsm.write_exec_attrs(attrs)
-        exec_process(plan, path, env)
+        exec_process(plan, path, env, trampoline=trampoline)
     except StageError as e:
         _send(chan, e.stage, e.errno, str(e))
     except OSError as e:
