@@ -162,11 +162,18 @@ def create(store: Store, cid: str, opts: Options) -> Created:
         from pyoci.process.spawn import spawn
 
         mounter = CgroupMounter(plan.new_ns & 0x02000000 != 0)
-        init_pid = spawn(
-            plan, state_dir, place=(cgroup.apply if cgroup is not None else lambda pid: None),
-            run_parent_hooks=parent_hooks, cgroup_mount=mounter, on_pid=record_pid,
-            console=console,
-        )
+        from pyoci.linux import idmap
+
+        trees = idmap.prepare(config.get("mounts") or [], opts.bundle, linux)
+        try:
+            init_pid = spawn(
+                plan, state_dir, place=(cgroup.apply if cgroup is not None else lambda pid: None),
+                run_parent_hooks=parent_hooks, cgroup_mount=mounter, on_pid=record_pid,
+                console=console, idmap_trees=trees,
+            )
+        finally:
+            for fd in trees.values():
+                os.close(fd)
         faults.point("create:ready")
         state["pid"] = init_pid
         state["pid_start"] = st.start_time(init_pid)

@@ -53,9 +53,13 @@ def userns_fd(uid_mappings: list[dict], gid_mappings: list[dict]) -> int:
         os.waitpid(pid, 0)
 
 
-def mount(source: str, target_fd: int, uid_mappings: list[dict], gid_mappings: list[dict],
-          recursive: bool) -> None:
-    """Bind ``source`` onto the directory ``target_fd`` names, with an id mapping."""
+def make_tree(source: str, uid_mappings: list[dict], gid_mappings: list[dict],
+              recursive: bool) -> int:
+    """A detached, idmapped clone of ``source``, made in the host's namespaces.
+
+    Done by the parent: inside a container's user namespace neither the map
+    files nor MOUNT_ATTR_IDMAP on a host filesystem would be allowed.
+    """
     tree = check(lib.pyoci_open_tree(AT_FDCWD, source.encode(),
                                      OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC
                                      | (AT_RECURSIVE if recursive else 0)), source)
@@ -67,10 +71,45 @@ def mount(source: str, target_fd: int, uid_mappings: list[dict], gid_mappings: l
                                           MOUNT_ATTR_IDMAP, 0, 0, uns), source)
         finally:
             os.close(uns)
-        check(lib.pyoci_move_mount(tree, b"", target_fd, b"",
-                                   MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH), source)
-    finally:
+    except BaseException:
         os.close(tree)
+        raise
+    return tree
+
+
+def attach(tree: int, target_fd: int, dest: str) -> None:
+    """Put a tree from :func:`make_tree` on the directory ``target_fd`` names."""
+    check(lib.pyoci_move_mount(tree, b"", target_fd, b"",
+                               MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH), dest)
+
+
+def prepare(mounts: list[dict], bundle: str, linux: dict) -> dict[int, int]:
+    """make_tree for every idmapped bind mount in the config: index -> tree fd."""
+    from pyoci.linux.rootfs import idmap_wanted
+
+    trees: dict[int, int] = {}
+    try:
+        for i, entry in enumerate(mounts):
+            opts = set(entry.get("options") or [])
+            if not ((entry.get("type") == "bind" or opts & {"bind", "rbind"})
+                    and idmap_wanted(entry)):
+                continue
+            source = entry.get("source") or ""
+            if not source.startswith("/"):
+                source = os.path.join(bundle, source)
+            try:
+                trees[i] = make_tree(
+                    source, entry.get("uidMappings") or linux.get("uidMappings") or [],
+                    entry.get("gidMappings") or linux.get("gidMappings") or [],
+                    "rbind" in opts or "ridmap" in opts)
+            except OSError as e:
+                raise OSError(e.errno, f"mounts[{i}]: idmapped mount of {source}: "
+                              f"{os.strerror(e.errno or 0).lower()}") from None
+    except BaseException:
+        for fd in trees.values():
+            os.close(fd)
+        raise
+    return trees
 
 
 def supported() -> bool:

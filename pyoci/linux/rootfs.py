@@ -89,8 +89,10 @@ def make_in_root(rootfd: int, path: str, is_file: bool, mode: int = 0o755) -> in
 
 
 def mount_entry(rootfd: int, entry: dict, bundle: str, in_userns: bool,
-                cgroup_mount: object = None, linux: dict | None = None) -> None:
-    """Apply one entry of ``mounts``."""
+                cgroup_mount: object = None, linux: dict | None = None,
+                idmap_tree: int | None = None) -> None:
+    """Apply one entry of ``mounts``; ``idmap_tree`` is its idmapped copy, made by the
+    parent while still in the host's user namespace."""
     dest = entry["destination"]
     mtype = entry.get("type")
     opts = m.parse_options(entry.get("options") or [], mtype)
@@ -113,16 +115,13 @@ def mount_entry(rootfd: int, entry: dict, bundle: str, in_userns: bool,
     fd = make_in_root(rootfd, dest, is_file)
     try:
         target = m.fd_path(fd)
-        idmapped = ("uidMappings" in entry or "gidMappings" in entry
-                    or opts.extensions & {"idmap", "ridmap"})
-        if opts.bind and idmapped:
+        idmapped = opts.bind and idmap_wanted(entry)
+        if idmapped:
             from pyoci.linux import idmap
 
-            linux = linux or {}
-            idmap.mount(source, fd,  # type: ignore[arg-type]
-                        entry.get("uidMappings") or linux.get("uidMappings") or [],
-                        entry.get("gidMappings") or linux.get("gidMappings") or [],
-                        opts.recursive or "ridmap" in opts.extensions)
+            if idmap_tree is None:
+                raise OSError(errno.EINVAL, "idmapped mount was not prepared", dest)
+            idmap.attach(idmap_tree, fd, dest)
         if opts.bind and not idmapped:
             flags = m.MS_BIND | (m.MS_REC if opts.recursive else 0)
             m.mount(source, target, None, flags)
@@ -154,6 +153,11 @@ def mount_entry(rootfd: int, entry: dict, bundle: str, in_userns: bool,
                       f"{os.strerror(e.errno or 0).lower()}") from None
     finally:
         os.close(fd)
+
+
+def idmap_wanted(entry: dict) -> bool:
+    opts = set(entry.get("options") or [])
+    return bool("uidMappings" in entry or "gidMappings" in entry or opts & {"idmap", "ridmap"})
 
 
 def prepare_propagation(rootfs_propagation: str | None) -> None:

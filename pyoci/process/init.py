@@ -44,8 +44,11 @@ class Child:
     """What the forked process needs besides the plan: fds the parent opened for it."""
 
     def __init__(self, plan: Plan, chan: Channel, fifo_dir: int, console: int | None,
-                 cgroup_mount: Any, hooks_in_parent: bool) -> None:
+                 cgroup_mount: Any, hooks_in_parent: bool,
+                 idmap_trees: dict[int, int] | None = None) -> None:
         self.plan = plan
+        # mount index -> detached idmapped tree made by the parent (see pyoci/linux/idmap.py)
+        self.idmap_trees = idmap_trees or {}
         self.chan = chan
         self.fifo_dir = fifo_dir
         self.console = console
@@ -155,8 +158,9 @@ class Child:
         self.stage = "mount"
         faults.point("create:child-mounts")
         dev_bound = False
-        for entry in plan.config.get("mounts") or []:
-            rootfs.mount_entry(rootfd, entry, plan.bundle, in_userns, self.cgroup_mount, linux)
+        for index, entry in enumerate(plan.config.get("mounts") or []):
+            rootfs.mount_entry(rootfd, entry, plan.bundle, in_userns, self.cgroup_mount, linux,
+                               self.idmap_trees.get(index))
             if entry["destination"].rstrip("/") == "/dev":
                 kinds = {entry.get("type"), *(entry.get("options") or [])}
                 dev_bound = bool(kinds & {"bind", "rbind"})
@@ -524,7 +528,11 @@ def exec_process(plan: Plan, path: str, env: list[str], notify: int = -1,
 
 
 def _describe(e: OSError, with_name: bool = True) -> str:
-    text = (e.strerror or str(e)).lower()
+    """The error as one line; only the libc text is lower-cased, never a field path
+    or value that a message from pyoci itself carries."""
+    text = e.strerror or str(e)
+    if e.errno and text == os.strerror(e.errno):
+        text = text.lower()
     if with_name and e.filename and str(e.filename) not in text:
         return f"{e.filename}: {text}"
     return text

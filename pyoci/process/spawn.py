@@ -41,7 +41,8 @@ def _write_maps(pid: int, linux: dict[str, Any]) -> None:
 
 def spawn(plan: Plan, state_dir: str, place: Callable[[int], None],
           run_parent_hooks: Callable[[int], None] | None, cgroup_mount: Any,
-          on_pid: Callable[[int], None] | None = None, console: int | None = None) -> int:
+          on_pid: Callable[[int], None] | None = None, console: int | None = None,
+          idmap_trees: dict[int, int] | None = None) -> int:
     """Start the container process; return the init's pid once it is ready.
 
     ``console`` is a connected socket the init sends the pty master over; the
@@ -53,7 +54,7 @@ def spawn(plan: Plan, state_dir: str, place: Callable[[int], None],
     fifo_dir = os.open(state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         child = Child(plan, theirs, fifo_dir, console, cgroup_mount,
-                      hooks_in_parent=run_parent_hooks is not None)
+                      hooks_in_parent=run_parent_hooks is not None, idmap_trees=idmap_trees)
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child
             ours.close()

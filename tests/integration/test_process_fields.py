@@ -76,12 +76,21 @@ def test_scheduler_fifo(run_probe) -> None:
     assert res.stdout == f"policy={SCHED_FIFO} priority=10\n"
 
 
-def test_scheduler_failure_names_the_field(make_bundle, pyoci_root: Path) -> None:
-    """The kernel refuses a deadline task whose runtime exceeds its deadline (EINVAL):
-    create fails with one line naming the field and the policy as written."""
+def test_scheduler_validation_names_the_field(make_bundle, pyoci_root: Path) -> None:
+    """runtime > deadline is refused before anything runs."""
     one_line_create_error(make_bundle, pyoci_root, "process.scheduler", "SCHED_DEADLINE",
                           **{"process.scheduler": {"policy": "SCHED_DEADLINE",
                                                    "runtime": 2_000_000, "deadline": 1_000_000,
+                                                   "period": 1_000_000}})
+
+
+def test_scheduler_kernel_failure_names_the_field(make_bundle, pyoci_root: Path) -> None:
+    """A deadline runtime under 1024ns passes the config checks, but sched_setattr
+    refuses it (EINVAL): one line naming the field and the policy as written."""
+    one_line_create_error(make_bundle, pyoci_root, "process.scheduler", "SCHED_DEADLINE",
+                          "invalid argument",
+                          **{"process.scheduler": {"policy": "SCHED_DEADLINE", "runtime": 100,
+                                                   "deadline": 1_000_000,
                                                    "period": 1_000_000}})
 
 
