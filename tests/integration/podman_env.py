@@ -26,6 +26,7 @@ import json
 import os
 import re
 import resource
+import shlex
 import shutil
 import signal
 import subprocess
@@ -49,11 +50,19 @@ _CGROUP_ROOT = Path("/sys/fs/cgroup")
 # Removed after the session only if they didn't exist before it, deepest first,
 # and directories only when empty.
 _HOST_LEFTOVERS = (
+    Path("/run/containers/networks/ipam.db"), Path("/run/containers/networks/aardvark-dns"),
     Path("/run/containers/networks"), Path("/run/containers"),
     Path("/var/lib/containers/cache/blob-info-cache-v1.boltdb"),
     Path("/var/lib/containers/cache"), Path("/var/lib/containers"),
 )
 _CONTAINER_ID = re.compile(r"^[0-9a-f]{64}$")
+# What netavark (the default bridge network, ``-p``) changes on the host and
+# leaves behind after its last container: IPv4 forwarding switched on and its
+# iptables chains (plus the jumps to them from the built-in chains). Put back
+# after the session if the host had none of it before.
+_IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+_NETAVARK_CHAIN = "NETAVARK"
+_NETAVARK_BRIDGE = "podman0"
 
 
 def runtime_path() -> Path:
@@ -126,6 +135,63 @@ def _mounts_under(base: Path) -> list[str]:
     return [t for t in targets if t.startswith(prefix)]
 
 
+def _iptables_rules(table: str) -> list[str]:
+    """``iptables -t TABLE -S``; empty when iptables is missing or fails."""
+    if shutil.which("iptables") is None:
+        return []
+    res = subprocess.run(["iptables", "-w", "-t", table, "-S"], capture_output=True,
+                         text=True, check=False)
+    return res.stdout.splitlines() if res.returncode == 0 else []
+
+
+def _has_netavark_rules() -> bool:
+    return any(_NETAVARK_CHAIN in line for t in ("nat", "filter") for line in _iptables_rules(t))
+
+
+def _remove_netavark_rules() -> None:
+    """Delete netavark's chains and every jump to them, in nat and filter."""
+    for table in ("nat", "filter"):
+        rules = _iptables_rules(table)
+        chains = [r.split()[1] for r in rules
+                  if r.startswith("-N ") and r.split()[1].startswith(_NETAVARK_CHAIN)]
+        for rule in rules:
+            argv = shlex.split(rule)
+            if argv[0] == "-A" and not argv[1].startswith(_NETAVARK_CHAIN) \
+                    and _NETAVARK_CHAIN in rule:
+                subprocess.run(["iptables", "-w", "-t", table, "-D", *argv[1:]], check=False,
+                               capture_output=True)
+        for op in ("-F", "-X"):
+            for chain in chains:
+                subprocess.run(["iptables", "-w", "-t", table, op, chain], check=False,
+                               capture_output=True)
+
+
+def _link_exists(name: str) -> bool:
+    return Path("/sys/class/net", name).exists()
+
+
+def cgroup_v1_dir(pid: int, controller: str) -> Path:
+    """The cgroup v1 directory of ``pid`` for ``controller`` (``memory``, ``cpu``, ``pids``).
+
+    Read from ``/proc/PID/cgroup`` and the host's own cgroup mounts, so it
+    works whether ``cpu`` is mounted alone or as ``cpu,cpuacct``.
+    """
+    rel = None
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controller in controllers.split(","):
+            rel = path
+    if rel is None:
+        raise LookupError(f"pid {pid} has no {controller} cgroup")
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            dash = fields.index("-")
+            if fields[dash + 1] == "cgroup" and controller in fields[dash + 3].split(","):
+                return Path(fields[4]) / rel.lstrip("/")
+    raise LookupError(f"no cgroup v1 mount for {controller}")
+
+
 def _libpod_parents() -> list[Path]:
     """podman's cgroupfs parent dirs (``libpod_parent``), one per hierarchy."""
     return [*_CGROUP_ROOT.glob("libpod_parent"), *_CGROUP_ROOT.glob("*/libpod_parent")]
@@ -157,6 +223,9 @@ class PodmanEnv:
         self.conf_plain = base / "containers-plain.conf"
         self._had_libpod_parent = bool(_libpod_parents())
         self._preexisting = {p for p in _HOST_LEFTOVERS if p.exists()}
+        self._ip_forward = _IP_FORWARD.read_text().strip()
+        self._had_netavark_rules = _has_netavark_rules()
+        self._had_bridge = _link_exists(_NETAVARK_BRIDGE)
 
     # ---- setup ----------------------------------------------------------
 
@@ -304,7 +373,18 @@ class PodmanEnv:
             if path not in self._preexisting:
                 with contextlib.suppress(OSError):
                     path.rmdir() if path.is_dir() else path.unlink()
+        self._restore_network()
         return problems
+
+    def _restore_network(self) -> None:
+        """Undo what netavark did to the host, where the host had none of it before."""
+        if not self._had_bridge and _link_exists(_NETAVARK_BRIDGE):
+            subprocess.run(["ip", "link", "delete", _NETAVARK_BRIDGE], check=False,
+                           capture_output=True)
+        if not self._had_netavark_rules:
+            _remove_netavark_rules()
+        if _IP_FORWARD.read_text().strip() != self._ip_forward:
+            _IP_FORWARD.write_text(self._ip_forward + "\n")
 
     def _kill_conmons(self) -> list[str]:
         """SIGKILL conmon processes started for this setup (their args name our paths)."""
