@@ -28,6 +28,9 @@ import os
 
 from pyoci import SPEC_VERSION
 from pyoci.errors import SpecError
+from pyoci.linux import capabilities as _capabilities
+from pyoci.linux import namespaces as _namespaces
+from pyoci.linux import rlimits as _rlimits
 from pyoci.spec import schema
 from pyoci.spec.schema import format_path
 
@@ -43,29 +46,13 @@ __all__ = [
     "validate_process",
 ]
 
-CAPABILITIES: tuple[str, ...] = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
-    "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
-    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
-)
+# One source of truth for each table: the modules that apply them.
+CAPABILITIES: tuple[str, ...] = tuple(_capabilities.NAMES)
 """Capability names in kernel bit order: the index is the capability number."""
 
-RLIMITS: frozenset[str] = frozenset({
-    "RLIMIT_AS", "RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_FSIZE", "RLIMIT_LOCKS",
-    "RLIMIT_MEMLOCK", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_NOFILE", "RLIMIT_NPROC",
-    "RLIMIT_RSS", "RLIMIT_RTPRIO", "RLIMIT_RTTIME", "RLIMIT_SIGPENDING", "RLIMIT_STACK",
-})
+RLIMITS: frozenset[str] = frozenset(_rlimits.RESOURCES)
 
-CLONE_FLAGS: dict[str, int] = {
-    "mount": 0x00020000, "cgroup": 0x02000000, "uts": 0x04000000, "ipc": 0x08000000,
-    "user": 0x10000000, "pid": 0x20000000, "network": 0x40000000, "time": 0x00000080,
-}
+CLONE_FLAGS: dict[str, int] = dict(_namespaces.FLAGS)
 _NS_BY_FLAG = {v: k for k, v in CLONE_FLAGS.items()}
 
 _SUPPORTED_MAJOR = 1
@@ -77,6 +64,8 @@ def _hugepage_size_ok(size: str) -> bool:
     """``<n>KB``, ``<n>MB`` or ``<n>GB`` with no leading zero, as the kernel names them."""
     num, unit = size[:-2], size[-2:]
     return unit in ("KB", "MB", "GB") and num.isascii() and num.isdigit() and num[0] != "0"
+
+
 _MAX_ID = 1 << 32
 _MAX_MAPPINGS = 340  # the kernel's limit on lines in uid_map/gid_map since 4.15
 _TIME_CLOCKS = ("monotonic", "boottime")
