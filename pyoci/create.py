@@ -106,7 +106,7 @@ def create(store: Store, cid: str, opts: Options) -> Created:
                 a, b = _socket.socketpair(_socket.AF_UNIX,
                                           _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
                 ours, console = a.detach(), b.detach()
-        write_atomic(os.path.join(state_dir, CONFIG_FILE), raw)
+        write_atomic(os.path.join(state_dir, CONFIG_FILE), raw, durable=False)
         _make_fifo(os.path.join(state_dir, FIFO), plan)
         faults.point("create:claimed")
         hooks = config.get("hooks") or {}
@@ -131,12 +131,12 @@ def create(store: Store, cid: str, opts: Options) -> Created:
             "hooks": {k: hooks[k] for k in ("poststart", "poststop") if hooks.get(k)},
             "pidns": plan.has_ns("pid"),
         }
-        store.save(cid, state)
+        store.save(cid, state, durable=False)  # transient: rewritten below
         cgroup.create(linux.get("resources"))
         warnings += [f"linux.resources.{k}: not supported by this host's cgroups, ignored"
                      for k in getattr(cgroup, "ignored", ())]
         state["cgroup"] = cgroup.to_state()
-        store.save(cid, state)
+        store.save(cid, state, durable=False)
         faults.point("create:cgroup")
 
         def record_pid(pid: int) -> None:

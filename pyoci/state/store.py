@@ -41,8 +41,12 @@ def check_id(cid: str) -> str:
     return cid
 
 
-def write_atomic(path: str, data: bytes | str, mode: int = 0o600) -> None:
-    """tmp + fsync + rename in the same directory: readers see old or new, never half."""
+def write_atomic(path: str, data: bytes | str, mode: int = 0o600, durable: bool = True) -> None:
+    """tmp + fsync + rename in the same directory: readers see old or new, never half.
+
+    ``durable=False`` skips the fsync: the rename alone already protects readers
+    and survives a crash of the process, which is all a transient record needs.
+    """
     if isinstance(data, str):
         data = data.encode()
     tmp = f"{path}.{os.getpid()}.tmp"
@@ -51,7 +55,8 @@ def write_atomic(path: str, data: bytes | str, mode: int = 0o600) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         _unlink_quiet(tmp)
@@ -115,10 +120,10 @@ class Store:
         except ValueError as e:
             raise StateError(f"corrupt state file {path}: {e}") from None
 
-    def save(self, cid: str, state: dict[str, Any]) -> None:
+    def save(self, cid: str, state: dict[str, Any], durable: bool = True) -> None:
         path = os.path.join(self.dir(cid), STATE_FILE)
         try:
-            write_atomic(path, jsonio.dumps(state))
+            write_atomic(path, jsonio.dumps(state), durable=durable)
         except OSError as e:
             raise StateError(f"write state file {path}: {e.strerror.lower()}") from e
 
