@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Side-by-side start-up benchmark: pyoci against runc (and crun where it runs).
 
-Usage: python bench/bench.py [--runs N] [--runtimes pyoci,runc,crun] [--out FILE]
+Usage: python bench/bench.py [--runs N] [--runtimes pyoci,runc,crun] [--ops ...] [--out FILE]
 
 Every runtime runs the same busybox bundle (``/bin/true``, no terminal). For
 each operation the runtimes take turns run by run, first in the given order,
@@ -9,7 +9,10 @@ then in the reverse order. Each timed process is started with posix_spawn and
 reaped with ``os.wait4``: wall time is measured around spawn + wait, CPU time is
 the user + system time that ``wait4`` reports for the child and every
 descendant it waited for. Setup (creating the container a ``start`` needs, and
-so on) uses the same runtime and is not timed. See bench/README.md.
+so on) uses the same runtime and is not timed. Besides the runtime verbs it
+times ``exec`` into a running container, ``podman run`` with each runtime, and
+a batch of parallel ``run``s (throughput), and reports peak RSS. See
+bench/README.md.
 
 Runs as root. Must not be imported by pyoci; imports nothing from it.
 """
@@ -17,10 +20,13 @@ Runs as root. Must not be imported by pyoci; imports nothing from it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import json
 import math
 import os
+import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -32,8 +38,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-OPS = ("run", "create", "start", "state", "kill", "delete")
+OPS = ("run", "create", "start", "state", "kill", "delete", "exec", "podman", "throughput", "rss")
 LEAN_OPS = ("state", "start", "kill", "delete")
+# crun needs its private mount namespace (hybrid cgroups), which podman can't give it.
+NO_PODMAN = tuple(o for o in OPS if o != "podman")
 FLOOR_TARGET = 1.25
 CLONE_NEWNS = 0x00020000
 PR_SET_CHILD_SUBREAPER = 36
@@ -175,7 +183,12 @@ def make_runtime(name: str) -> Runtime:
                 "[ -d /sys/fs/cgroup/hugetlb ] || mkdir /sys/fs/cgroup/hugetlb\n"
                 "mount -t cgroup -o hugetlb none /sys/fs/cgroup/hugetlb"
             )
-            rt = Runtime(name, [path], note="hugetlb bound to cgroup v1 in a private mount ns")
+            rt = Runtime(
+                name,
+                [path],
+                ops=NO_PODMAN,
+                note="hugetlb bound to cgroup v1 in a private mount ns",
+            )
         else:
             # Not comparable: crun without any cgroup work. Needs a mount namespace in
             # which /sys/fs/cgroup is a pure cgroup2 mount, or crun rejects the host.
@@ -184,6 +197,7 @@ def make_runtime(name: str) -> Runtime:
                 name,
                 [path],
                 globals_=["--cgroup-manager=disabled"],
+                ops=NO_PODMAN,
                 note="crun --cgroup-manager=disabled, cgroup2 at /sys/fs/cgroup in a "
                 "private mount ns: no cgroup work at all, NOT comparable",
             )
@@ -204,6 +218,11 @@ class Sample:
     wall: float  # seconds
     user: float
     sys: float
+    # rss op only (KiB): ru_maxrss of `create` and of `run` (via /usr/bin/time), and the
+    # /proc status of the init waiting between create and start.
+    create_rss: int = 0
+    run_rss: int = 0
+    init: dict[str, int] | None = None
 
     @property
     def cpu(self) -> float:
@@ -214,28 +233,96 @@ class Failed(Exception):
     pass
 
 
-def timed(rt: Runtime, argv: list[str]) -> Sample:
-    """Spawn ``argv``, wait for it with wait4; wall and CPU time of it and its waited children."""
-    err = tempfile.TemporaryFile()
+def _spawn(argv: list[str], err: int, env: dict[str, str] | None = None) -> int:
     actions = [
         (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
         (os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0),
-        (os.POSIX_SPAWN_DUP2, err.fileno(), 2),
+        (os.POSIX_SPAWN_DUP2, err, 2),
     ]
-    NS.enter(rt.mnt_ns)
-    try:
-        t0 = time.perf_counter()
-        pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=actions)
-    finally:
-        NS.leave(rt.mnt_ns)
-    _, status, ru = os.wait4(pid, 0)
-    t1 = time.perf_counter()
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        err.seek(0)
-        raise Failed(f"{' '.join(argv[-3:])}: exit {code}: {err.read().decode().strip()}")
-    err.close()
+    return os.posix_spawn(argv[0], argv, os.environ if env is None else env, file_actions=actions)
+
+
+def _failure(argv: list[str], status: int, err: tempfile._TemporaryFileWrapper) -> str:
+    err.seek(0)
+    text = err.read().decode(errors="replace").strip()
+    return f"{' '.join(argv[-3:])}: exit {os.waitstatus_to_exitcode(status)}: {text[-300:]}"
+
+
+def timed(rt: Runtime, argv: list[str], env: dict[str, str] | None = None) -> Sample:
+    """Spawn ``argv``, wait for it with wait4; wall and CPU time of it and its waited children."""
+    with tempfile.TemporaryFile() as err:
+        NS.enter(rt.mnt_ns)
+        try:
+            t0 = time.perf_counter()
+            pid = _spawn(argv, err.fileno(), env)
+        finally:
+            NS.leave(rt.mnt_ns)
+        _, status, ru = os.wait4(pid, 0)
+        t1 = time.perf_counter()
+        if status != 0:
+            raise Failed(_failure(argv, status, err))
     return Sample(t1 - t0, ru.ru_utime, ru.ru_stime)
+
+
+def timed_batch(rt: Runtime, argvs: list[list[str]]) -> Sample:
+    """Spawn every argv at once, wait for all: total wall, summed CPU, largest maxrss."""
+    errs = [tempfile.TemporaryFile() for _ in argvs]
+    try:
+        pids: dict[int, int] = {}
+        NS.enter(rt.mnt_ns)
+        try:
+            t0 = time.perf_counter()
+            for i, argv in enumerate(argvs):
+                pids[_spawn(argv, errs[i].fileno())] = i
+        finally:
+            NS.leave(rt.mnt_ns)
+        user = sys_ = 0.0
+        failures = []
+        for pid, i in pids.items():
+            _, status, ru = os.wait4(pid, 0)
+            user += ru.ru_utime
+            sys_ += ru.ru_stime
+            if status != 0:
+                failures.append(_failure(argvs[i], status, errs[i]))
+        t1 = time.perf_counter()
+    finally:
+        for f in errs:
+            f.close()
+    if failures:
+        raise Failed(f"{len(failures)}/{len(argvs)} failed, first: {failures[0]}")
+    return Sample(t1 - t0, user, sys_)
+
+
+GNU_TIME = "/usr/bin/time"
+
+
+def max_rss(rt: Runtime, argv: list[str]) -> int:
+    """ru_maxrss (KiB) of ``argv``'s process tree, as GNU time's wait4 reports it.
+
+    Not from our own wait4: a child spawned by this process (vfork or fork) starts with
+    our memory map, and exec records that map's high-water RSS (~20 MiB of Python) as the
+    child's. GNU time is small (its child's floor is ~1 MiB).
+    """
+    with tempfile.NamedTemporaryFile("r") as out, tempfile.TemporaryFile() as err:
+        NS.enter(rt.mnt_ns)
+        try:
+            pid = _spawn([GNU_TIME, "-f", "%M", "-o", out.name, *argv], err.fileno())
+        finally:
+            NS.leave(rt.mnt_ns)
+        _, status, _ = os.wait4(pid, 0)
+        if status != 0:
+            raise Failed(_failure(argv, status, err))
+        return int(out.read().split()[-1])
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """VmRSS, RssAnon, RssFile, RssShmem of ``pid`` in KiB."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, val = line.partition(":")
+        if key in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
+            out[key] = int(val.split()[0])
+    return out
 
 
 def call(rt: Runtime, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -281,15 +368,215 @@ def wait_status(rt: Runtime, cid: str, want: str, timeout: float = 10.0) -> None
         time.sleep(0.005)
 
 
+# --------------------------------------------------------------------------- podman
+
+PODMAN_IMAGE = "localhost/pyoci-bench:latest"
+CONTAINER_ID = re.compile(r"^[0-9a-f]{64}$")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+# What rootful podman 4.3 creates outside its configured dirs whatever the config says
+# (as in tests/integration/podman_env.py); removed after, if they didn't exist before.
+PODMAN_HOST_LEFTOVERS = (
+    Path("/run/containers/networks/ipam.db"),
+    Path("/run/containers/networks/aardvark-dns"),
+    Path("/run/containers/networks"),
+    Path("/run/containers"),
+    Path("/var/lib/containers/cache/blob-info-cache-v1.boltdb"),
+    Path("/var/lib/containers/cache"),
+    Path("/var/lib/containers"),
+)
+
+
+def _toml(value: str | list[str]) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(json.dumps(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def _podman_ulimits() -> list[str]:
+    """default_ulimits a runtime can apply (podman asks 1048576, above the hard limits here)."""
+    out = []
+    for name, lim in (("nofile", resource.RLIMIT_NOFILE), ("nproc", resource.RLIMIT_NPROC)):
+        hard = resource.getrlimit(lim)[1]
+        v = 4096 if name == "nproc" else 10000
+        v = v if hard == resource.RLIM_INFINITY else min(hard, v)
+        out.append(f"{name}={v}:{v}")
+    return out
+
+
+def _fs_type(path: Path) -> str:
+    best, fstype = "", ""
+    real = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            mnt = fields[4]
+            if (real == mnt or real.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
+                best, fstype = mnt, fields[fields.index("-") + 1]
+    return fstype
+
+
+def _libpod_cgroups() -> set[Path]:
+    return {*CGROUP_ROOT.glob("libpod_parent"), *CGROUP_ROOT.glob("*/libpod_parent")}
+
+
+class PodmanBench:
+    """A private podman (own storage, tmp dir, file locks, cgroupfs), adapted from
+    tests/integration/podman_env.py; the image is the bench bundle's rootfs."""
+
+    def __init__(self, base: Path, runtimes: dict[str, str]) -> None:
+        self.base = base
+        self.runtimes = runtimes  # runtime name -> path given to `--runtime`
+        self.storage_conf = base / "storage.conf"
+        self.conf = base / "containers.conf"
+        self.driver = "vfs" if _fs_type(base) in ("overlay", "aufs") else "overlay"
+        self.preexisting = {p for p in PODMAN_HOST_LEFTOVERS if p.exists()}
+        self.libpod_before = {d for p in _libpod_cgroups() for d in p.glob("**/")}
+        self.had_libpod = bool(_libpod_cgroups())
+        base.mkdir(parents=True, exist_ok=True)
+        self.storage_conf.write_text(
+            "[storage]\n"
+            f"driver = {_toml(self.driver)}\n"
+            f"graphroot = {_toml(str(base / 'root'))}\n"
+            f"runroot = {_toml(str(base / 'runroot'))}\n"
+        )
+        defaults = ["crun", "runc", "kata", "runsc", "krun"]
+        json_ok = [*defaults, *(Path(p).name for p in runtimes.values())]
+        self.conf.write_text(
+            "[containers]\n"
+            f"default_ulimits = {_toml(_podman_ulimits())}\n"
+            "\n[engine]\n"
+            'cgroup_manager = "cgroupfs"\n'
+            'events_logger = "file"\n'
+            'lock_type = "file"\n'
+            f"tmp_dir = {_toml(str(base / 'tmp'))}\n"
+            f"volume_path = {_toml(str(base / 'volumes'))}\n"
+            f"runtime_supports_json = {_toml(sorted(set(json_ok)))}\n"
+            "\n[engine.runtimes]\n"
+            + "".join(f"{Path(p).name} = {_toml([p])}\n" for p in runtimes.values())
+            + "\n[network]\n"
+            'network_backend = "netavark"\n'
+            f"network_config_dir = {_toml(str(base / 'networks'))}\n"
+        )
+        self.env = dict(os.environ)
+        self.env["CONTAINERS_CONF"] = str(self.conf)
+        self.env["CONTAINERS_STORAGE_CONF"] = str(self.storage_conf)
+        for var in ("CONTAINER_HOST", "CONTAINER_CONNECTION", "CONTAINERS_REGISTRIES_CONF"):
+            self.env.pop(var, None)
+
+    def _state(self, path: str) -> set[str]:
+        """Our containers' state dirs in the runtime's root (other sessions share it)."""
+        root = Path("/run") / Path(path).name
+        if not root.is_dir():
+            return set()
+        ours = set()
+        for p in root.iterdir():
+            if CONTAINER_ID.match(p.name):
+                with contextlib.suppress(OSError):
+                    if str(self.base) in (p / "state.json").read_text():
+                        ours.add(p.name)
+        return ours
+
+    def podman(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            proc = subprocess.Popen(
+                ["podman", *args],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                env=self.env,
+                cwd=self.base,
+            )
+            proc.wait(timeout=timeout)
+            out.seek(0)
+            err.seek(0)
+            o, e = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+        return subprocess.CompletedProcess(proc.args, proc.returncode, o, e)
+
+    def import_image(self, rootfs: Path) -> None:
+        tarball = self.base / "rootfs.tar"
+        subprocess.run(
+            ["tar", "-C", str(rootfs), "--numeric-owner", "-cf", str(tarball), "."], check=True
+        )
+        res = self.podman("import", str(tarball), PODMAN_IMAGE)
+        tarball.unlink()
+        if res.returncode != 0:
+            raise Failed(f"podman import: {res.stderr.strip()}")
+
+    def argv(self, rt: Runtime) -> list[str]:
+        return [
+            shutil.which("podman") or "/usr/bin/podman",
+            "run",
+            "--runtime",
+            self.runtimes[rt.name],
+            "--rm",
+            "--network",
+            "none",
+            PODMAN_IMAGE,
+            "/bin/true",
+        ]
+
+    def run(self, rt: Runtime) -> Sample:
+        return timed(Runtime("podman", []), self.argv(rt), env=self.env)
+
+    def teardown(self) -> list[str]:
+        notes = []
+        for args in (("rm", "--all", "--force", "--time", "0"), ("rmi", "--all", "--force")):
+            res = self.podman(*args)
+            if res.returncode != 0:
+                notes.append(f"podman {' '.join(args)}: {res.stderr.strip()}")
+        marker = str(self.base).encode()
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if argv and argv[0].endswith(b"conmon") and any(marker in a for a in argv):
+                notes.append(f"podman: conmon {proc.name} still running: killed")
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(proc.name), 9)
+        prefix = os.path.realpath(self.base).rstrip("/") + "/"
+        with open("/proc/self/mountinfo") as f:
+            mounts = [ln.split()[4] for ln in f if ln.split()[4].startswith(prefix)]
+        for target in sorted(mounts, key=len, reverse=True):
+            notes.append(f"podman: mount {target} left behind: unmounted")
+            subprocess.run(["umount", "-l", target], check=False)
+        shutil.rmtree(self.base, ignore_errors=True)
+        for n, p in self.runtimes.items():
+            # podman passes no --root: state is in /run/<basename>, shared with other
+            # sessions; ours name our base dir. Reported, not touched.
+            new = self._state(p)
+            if new:
+                notes.append(f"podman: {len(new)} new state dir(s) in /run/{Path(p).name} ({n})")
+        # Empty cgroups podman made (libpod-<id> of our containers, conmon, the parent):
+        # only the ones that appeared during the bench; rmdir fails on any in use.
+        for parent in _libpod_cgroups():
+            for d in sorted(parent.glob("**/"), key=lambda d: len(d.parts), reverse=True):
+                if d not in self.libpod_before and (d != parent or not self.had_libpod):
+                    with contextlib.suppress(OSError):
+                        d.rmdir()
+        for path in PODMAN_HOST_LEFTOVERS:
+            if path not in self.preexisting:
+                with contextlib.suppress(OSError):
+                    path.rmdir() if path.is_dir() else path.unlink()
+        return notes
+
+
 # --------------------------------------------------------------------------- operations
 
 
 class Bench:
-    def __init__(self, bundle: str) -> None:
+    def __init__(self, bundle: str, sleep_bundle: str, parallel: int) -> None:
         self.bundle = bundle
+        self.sleep_bundle = sleep_bundle  # same rootfs, process `sleep`: exec target
+        self.parallel = parallel
         self.serial = 0
         self.token = os.urandom(3).hex()  # so leftovers can be told apart from others'
         self.ids: dict[str, set[str]] = {}
+        self.exec_ids: dict[str, str] = {}  # runtime name -> its running `sleep` container
+        self.init_comm: dict[str, str] = {}  # runtime name -> comm of the waiting init
+        self.podman: PodmanBench | None = None
 
     def new_id(self, rt: Runtime, op: str) -> str:
         self.serial += 1
@@ -304,13 +591,52 @@ class Bench:
         call(rt, "delete", "--force", cid, check=False)
         reap()
 
+    def exec_target(self, rt: Runtime) -> str:
+        """The runtime's own running `sleep` container, made on first use (untimed)."""
+        cid = self.exec_ids.get(rt.name)
+        if cid is None:
+            cid = self.new_id(rt, "exec")
+            self.exec_ids[rt.name] = cid
+            call(rt, "create", "--bundle", self.sleep_bundle, cid)
+            call(rt, "start", cid)
+            wait_status(rt, cid, "running")
+        return cid
+
+    def throughput(self, rt: Runtime) -> Sample:
+        ids = [self.new_id(rt, "tp") for _ in range(self.parallel)]
+        try:
+            return timed_batch(rt, [rt.cmd("run", "--bundle", self.bundle, c) for c in ids])
+        finally:
+            for cid in ids:  # `run` deletes its container; only failures leave state
+                if os.path.exists(os.path.join(rt.root, cid)):
+                    call(rt, "delete", "--force", cid, check=False)
+            reap()
+
     def measure(self, rt: Runtime, op: str) -> Sample:
+        if op == "exec":
+            return timed(rt, rt.cmd("exec", self.exec_target(rt), "/bin/true"))
+        if op == "podman":
+            assert self.podman is not None
+            return self.podman.run(rt)
+        if op == "throughput":
+            return self.throughput(rt)
         cid = self.new_id(rt, op)
         try:
             if op == "run":
                 return timed(rt, rt.cmd("run", "--bundle", self.bundle, cid))
             if op == "create":
                 return timed(rt, rt.cmd("create", "--bundle", self.bundle, cid))
+            if op == "rss":
+                run_rss = max_rss(rt, rt.cmd("run", "--bundle", self.bundle, cid))
+                create_rss = max_rss(rt, rt.cmd("create", "--bundle", self.bundle, cid))
+                # The init waiting for `start` (runc: `runc init`).
+                pid = json.loads(call(rt, "state", cid).stdout)["pid"]
+                sample = Sample(0.0, 0.0, 0.0, create_rss, run_rss)
+                with contextlib.suppress(OSError, ValueError):
+                    sample.init = proc_status(pid)
+                    comm = Path(f"/proc/{pid}/comm").read_text().strip()
+                    self.init_comm[rt.name] = comm
+                return sample
             self.create(rt, cid)
             if op == "start":
                 return timed(rt, rt.cmd("start", cid))
@@ -436,12 +762,32 @@ def build_bundle(dest: Path, python: str) -> str:
     return str(dest)
 
 
+def build_sleep_bundle(dest: Path, bundle: str) -> str:
+    """The same rootfs (read-only, shared) with `sleep` as the process: the exec target."""
+    cfg = json.loads((Path(bundle) / "config.json").read_text())
+    cfg["process"]["args"] = ["/bin/sleep", "100000"]
+    cfg["root"]["path"] = str(Path(bundle) / cfg["root"]["path"])
+    dest.mkdir()
+    (dest / "config.json").write_text(json.dumps(cfg, indent=2))
+    return str(dest)
+
+
 # --------------------------------------------------------------------------- main
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", type=int, default=20, help="runs per op, per order (default 20)")
+    ap.add_argument(
+        "--runs", type=int, default=20, help="runs per runtime verb, per order (default 20)"
+    )
+    ap.add_argument("--podman-runs", type=int, default=5, help="podman runs per order (default 5)")
+    ap.add_argument(
+        "--batches", type=int, default=2, help="throughput batches per order (default 2)"
+    )
+    ap.add_argument("--rss-runs", type=int, default=3, help="rss runs per order (default 3)")
+    ap.add_argument(
+        "--parallel", type=int, default=50, help="containers per throughput batch (default 50)"
+    )
     ap.add_argument(
         "--runtimes",
         default="pyoci,runc,crun",
@@ -458,6 +804,14 @@ def main() -> int:
     for o in ops:
         if o not in OPS:
             ap.error(f"unknown op {o}")
+    runs = {o: a.runs for o in OPS} | {
+        "podman": a.podman_runs,
+        "throughput": a.batches,
+        "rss": a.rss_runs,
+    }
+    if "rss" in ops and not os.access(GNU_TIME, os.X_OK):
+        print(f"{GNU_TIME} (GNU time) not found: rss skipped", file=sys.stderr)
+        ops.remove("rss")
 
     global NS
     NS = Namespaces()
@@ -467,10 +821,12 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="pyoci-bench-"))
     runtimes: list[Runtime] = []
     bench: Bench | None = None
+    notes: list[str] = []
+    load = os.getloadavg()
     t_start = time.monotonic()
     try:
         bundle = build_bundle(work / "bundle", python)
-        bench = Bench(bundle)
+        bench = Bench(bundle, build_sleep_bundle(work / "sleep", bundle), a.parallel)
         for n in names:
             rt = make_runtime(n)
             rt.root = str(work / f"root-{n}")
@@ -487,13 +843,32 @@ def main() -> int:
                 rt.ops = ()
                 rt.note = f"unavailable: {e}"
         live = [rt.name for rt in runtimes if rt.ops]
+        podman_rts = [n for n in live if "podman" in by_name[n].ops]
+        if "podman" in ops and podman_rts:
+            if not shutil.which("podman"):
+                for n in podman_rts:
+                    by_name[n].ops = tuple(o for o in by_name[n].ops if o != "podman")
+                notes.append("podman not installed: podman op skipped")
+            else:
+                paths = {n: by_name[n].argv[0] for n in podman_rts}
+                bench.podman = PodmanBench(work / "podman", paths)
+                bench.podman.import_image(Path(bundle) / "rootfs")
+                for n in podman_rts:  # warm-up (storage, image layers); untimed
+                    try:
+                        bench.podman.run(by_name[n])
+                    except Failed as e:
+                        rt = by_name[n]
+                        rt.ops = tuple(o for o in rt.ops if o != "podman")
+                        rt.note += f"; podman run failed: {e}"
 
         results: dict[str, tuple[dict, list, list]] = {}
         for op in ops:
             who = [n for n in live if op in by_name[n].ops]
-            if not who:
+            if not who or runs[op] <= 0:
                 continue
-            results[op] = alternate(who, a.runs, lambda n, op=op: bench.measure(by_name[n], op), op)
+            results[op] = alternate(
+                who, runs[op], lambda n, op=op: bench.measure(by_name[n], op), op
+            )
 
         floor_cmds = {
             "python -I -S -c pass": [python, "-I", "-S", "-c", "pass"],
@@ -502,9 +877,12 @@ def main() -> int:
         plain = Runtime("floor", [])
         floor = alternate(list(floor_cmds), a.runs, lambda n: timed(plain, floor_cmds[n]), "floor")
         elapsed = time.monotonic() - t_start
-        report = render(a.runs, runtimes, results, floor, python, elapsed)
+        report = render(a, runs, runtimes, bench, results, floor, python, elapsed, load)
     finally:
-        notes = bench.cleanup(runtimes) if bench is not None else []
+        if bench is not None:
+            if bench.podman is not None:
+                notes += bench.podman.teardown()
+            notes += bench.cleanup(runtimes)
         for rt in runtimes:
             stop_helper(rt)
         reap()
@@ -517,23 +895,39 @@ def main() -> int:
     return 0
 
 
+def mib(kib: float) -> str:
+    return f"{kib / 1024:.1f}"
+
+
 def render(
-    runs: int,
+    a: argparse.Namespace,
+    runs: dict[str, int],
     runtimes: list[Runtime],
+    bench: Bench,
     results: dict[str, tuple[dict, list, list]],
     floor: tuple[dict, list, list],
     python: str,
     elapsed: float,
+    load: tuple[float, float, float],
 ) -> str:
     live = [rt.name for rt in runtimes if rt.ops]
     base = "runc" if "runc" in live else None
+    load_end = os.getloadavg()
     lines = [
         f"## pyoci start-up benchmark ({time.strftime('%Y-%m-%d %H:%M')}, "
-        f"{os.cpu_count()} CPUs, {runs} runs per op per order, {elapsed:.0f} s)",
+        f"{os.cpu_count()} CPUs, {elapsed:.0f} s)",
+        "",
+        f"Runs per order: {a.runs} per runtime verb, {a.podman_runs} podman, {a.batches} "
+        f"throughput batches of {a.parallel}. Load average (1/5/15 min) at start "
+        f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}, at end {load_end[0]:.2f} / "
+        f"{load_end[1]:.2f} / {load_end[2]:.2f}.",
         "",
         "Bundle: busybox, `/bin/true`, terminal false. Medians over both orders; ratios are the "
         "geometric mean of the per-order median ratios. CPU = user + sys of the runtime process "
-        "and the children it waited for (wait4).",
+        "and the children it waited for (wait4). `exec`: `/bin/true` into the runtime's own "
+        "running `sleep` "
+        "container. `podman`: `podman run --rm --network none IMAGE /bin/true` (its CPU is "
+        "podman's and what podman waited for, not conmon's nor the runtime's `create`).",
         "",
         "| op | runtime | wall ms | CPU ms | user ms | sys ms | wall / runc | CPU / runc | n |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -541,6 +935,8 @@ def render(
     errors: list[str] = []
     for op, (merged, per_order, errs) in results.items():
         errors += [f"{op}: {e}" for e in errs]
+        if op in ("throughput", "rss"):
+            continue
         for n, samples in merged.items():
             if not samples:
                 lines.append(f"| {op} | {n} | – | – | – | – | – | – | 0 |")
@@ -552,6 +948,64 @@ def render(
                 f"{ms(med(samples, 'user'))} | {ms(med(samples, 'sys'))} | {fx(rw)} | {fx(rc)} | "
                 f"{len(samples)} |"
             )
+
+    if "throughput" in results:
+        merged, per_order, _ = results["throughput"]
+        lines += [
+            "",
+            f"Throughput: {a.parallel} `run --bundle B <distinct id>` of `/bin/true` spawned at "
+            "once; wall = first spawn to last reaped; CPU summed over the batch.",
+            "",
+            "| runtime | batch wall s | containers/s | CPU s | CPU ms / container | "
+            "wall / runc | CPU / runc | n batches |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for n, samples in merged.items():
+            if not samples:
+                lines.append(f"| {n} | – | – | – | – | – | – | 0 |")
+                continue
+            wall, cpu = med(samples, "wall"), med(samples, "cpu")
+            rw = ratio(per_order, n, base, "wall") if base else None
+            rc = ratio(per_order, n, base, "cpu") if base else None
+            lines.append(
+                f"| {n} | {wall:.2f} | {a.parallel / wall:.1f} | {cpu:.2f} | "
+                f"{cpu / a.parallel * 1000:.1f} | {fx(rw)} | {fx(rc)} | {len(samples)} |"
+            )
+
+    if "rss" in results:
+        merged = results["rss"][0]
+        lines += [
+            "",
+            "Memory (MiB). `create` / `run` max RSS: ru_maxrss of the runtime's process tree "
+            "(the largest single process), from GNU time's wait4 (median / max); `run`'s tree "
+            "includes the container (busybox `true`, ~1 MiB), `create`'s doesn't include the "
+            "init it leaves behind. Waiting init: `/proc/<pid>/status` of the init between "
+            "`create` and `start` (median).",
+            "",
+            "| runtime | create max RSS | run max RSS | init VmRSS | init RssAnon | "
+            "init RssFile | init comm | n |",
+            "|---|---:|---:|---:|---:|---:|---|---:|",
+        ]
+        for n, samples in merged.items():
+            if not samples:
+                lines.append(f"| {n} | – | – | – | – | – | – | 0 |")
+                continue
+            inits = [s.init for s in samples if s.init]
+
+            def rss(attr: str, samples: list[Sample] = samples) -> str:
+                vals = [getattr(s, attr) for s in samples]
+                return f"{mib(statistics.median(vals))} / {mib(max(vals))}"
+
+            def init(key: str, inits: list[dict[str, int]] = inits) -> str:
+                vals = [i[key] for i in inits if key in i]
+                return mib(statistics.median(vals)) if vals else "–"
+
+            lines.append(
+                f"| {n} | {rss('create_rss')} | {rss('run_rss')} | {init('VmRSS')} | "
+                f"{init('RssAnon')} | {init('RssFile')} | `{bench.init_comm.get(n, '?')}` | "
+                f"{len(samples)} |"
+            )
+
     fm, _, ferrs = floor
     errors += [f"floor: {e}" for e in ferrs]
     lines += [
@@ -568,7 +1022,7 @@ def render(
     floor_cpu = med(fm["python -I -S -c pass"], "cpu")
     site_cpu = med(fm["python -c pass"], "cpu")
     lean = [n for n in live if n.startswith("pyoci")]
-    if lean:
+    if lean and any(op in results for op in LEAN_OPS):
         lines += [
             "",
             f"pyoci CPU median / `python -I -S -c pass` CPU median "

@@ -9,6 +9,7 @@ module functions so the hybrid backend can reuse them on its unified mount.
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 
@@ -236,12 +237,29 @@ def set_resources(d: str, res: dict[str, Any], ignored: list[str]) -> None:
     if res.get("rdma"):
         for line in parse_rdma(res["rdma"]):
             _write(d, "rdma.max", line)
-    if res.get("devices"):
-        # TODO(ebpf): v2 enforces device rules with a BPF_CGROUP_DEVICE program
-        # attached to the cgroup; that is a separate task.  Until it lands the
-        # rules are recorded as not enforced rather than dropped silently.
-        ignored.append("devices")
+    if "devices" in res:
+        set_devices(d, res["devices"] or [], ignored)
     set_unified(d, res.get("unified") or {})
+
+
+def set_devices(d: str, rules: list[dict[str, Any]], ignored: list[str]) -> int | None:
+    """Enforce device rules with an eBPF program attached to ``d``; return its id.
+
+    v2 has no devices files: the kernel asks a BPF_CGROUP_DEVICE program (see
+    :mod:`pyoci.cgroups.devices_bpf`).  A kernel without bpf(2), or a caller
+    not allowed to use it (no CAP_BPF/CAP_SYS_ADMIN), gets the rules recorded
+    as not enforced rather than a failed container.
+    """
+    from pyoci.cgroups import devices_bpf
+
+    try:
+        return devices_bpf.install(d, rules)
+    except CgroupError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, OSError) and cause.errno in (errno.ENOSYS, errno.EPERM):
+            ignored.append("devices")
+            return None
+        raise
 
 
 # -- stats -----------------------------------------------------------------
@@ -393,24 +411,35 @@ class V2Manager(Manager):
         path: str,
         root: str = CGROUP_ROOT,
         created: list[str] | tuple[str, ...] = (),
+        device_prog: int | None = None,
     ) -> None:
         super().__init__(path, created)
         self.root = root
         self.dir = os.path.join(root, path.lstrip("/")).rstrip("/") or root
+        # Id of the device program the last set() attached (informational: a
+        # later set() finds the programs to replace by querying the cgroup).
+        self.device_prog: int | None = device_prog
 
     def create(self, resources: dict[str, Any] | None = None) -> None:
         if self.dir == self.root:
             raise CgroupError(f"cgroup: refusing to use the root cgroup {self.root}")
         self.created.extend(d for d in make_path(self.root, self.dir) if d not in self.created)
-        if resources:
-            self.set(resources)
+        res = dict(resources or {})
+        # As on v1 (and in runc): every container gets the default-deny device
+        # policy plus the standard allow list, even when the config has no rules.
+        res.setdefault("devices", [])
+        self.set(res)
 
     def apply(self, pid: int) -> None:
         _write(self.dir, "cgroup.procs", pid)
 
     def set(self, resources: dict[str, Any]) -> None:
         self.ignored = []
-        set_resources(self.dir, resources, self.ignored)
+        res = dict(resources)
+        devices = res.pop("devices", None) if "devices" in res else False
+        set_resources(self.dir, res, self.ignored)
+        if devices is not False:
+            self.device_prog = set_devices(self.dir, devices or [], self.ignored)
 
     def pids(self) -> list[int]:
         out: list[int] = []
@@ -449,11 +478,15 @@ class V2Manager(Manager):
         state = self._base_state()
         state["root"] = self.root
         state["paths"] = {"": self.dir}
+        if self.device_prog is not None:
+            state["device_prog"] = self.device_prog
         return state
 
     @classmethod
     def from_state(cls, d: dict[str, Any]) -> V2Manager:
-        return cls(d["path"], d.get("root", CGROUP_ROOT), d.get("created", ()))
+        return cls(
+            d["path"], d.get("root", CGROUP_ROOT), d.get("created", ()), d.get("device_prog")
+        )
 
     def read(self, name: str) -> str:
         """A control file of the container cgroup (tests, ``update`` checks)."""

@@ -102,7 +102,11 @@ def _process(ctx: Any, flags: ParsedArgs, args: list[str], config: dict[str, Any
         process["apparmorProfile"] = flags.get("apparmor")
     if flags.get("process-label"):
         process["selinuxLabel"] = flags.get("process-label")
-    validate_process(process, host=True)
+    # The schema check is cached on the process's canonical bytes: the same exec
+    # (a health check, say) must not pay for importing jsonschema every time.
+    from pyoci import jsonio
+
+    validate_process(process, jsonio.dumps(process, sort_keys=True).encode(), cache)
     return process
 
 

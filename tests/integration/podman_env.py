@@ -328,10 +328,36 @@ class PodmanEnv:
         return self.runroot / f"{self.driver}-containers" / cid / "userdata"
 
     def state_dirs(self) -> set[str]:
-        """Container ids in the runtime's state root (its dotfiles are the store's own)."""
+        """Ids of this setup's containers that have a dir in the runtime's state root.
+
+        The state root (``/run/pyoci``) is shared with every other podman,
+        and every other test session, on the host that runs the same runtime,
+        so only ids this setup created count: a session that force-deleted
+        "leaked" state dirs it didn't own would kill another session's
+        containers (they die with 137 mid-test). The runtime's dotfiles are
+        the store's own and never count.
+        """
         if not self.state_root.is_dir():
             return set()
-        return {p.name for p in self.state_root.iterdir() if _CONTAINER_ID.match(p.name)}
+        present = {p.name for p in self.state_root.iterdir() if _CONTAINER_ID.match(p.name)}
+        return present & self.own_ids() if present else present
+
+    def own_ids(self) -> set[str]:
+        """Every container id this setup's podman has created.
+
+        From its events log (``events_logger = "file"`` in ``tmp_dir``): podman
+        logs a ``create`` event, with the full id, before it runs the runtime.
+        """
+        log = self.tmp_dir / "events" / "events.log"
+        ids = set()
+        with contextlib.suppress(FileNotFoundError), open(log) as f:
+            for line in f:
+                with contextlib.suppress(ValueError):
+                    event = json.loads(line)
+                    if event.get("Type") == "container" and _CONTAINER_ID.match(
+                            str(event.get("ID", ""))):
+                        ids.add(event["ID"])
+        return ids
 
     # ---- teardown -------------------------------------------------------
 

@@ -133,14 +133,25 @@ def processes_mentioning(needles: Iterable[str]) -> list[str]:
     return out
 
 
+OUR_COMMS = ("probe", "sh", "busybox", "pyoci", "python3", "python3.11")
+
+
 def zombies() -> list[str]:
-    """Zombies whose parent is this test process or pid 1 (nobody will reap them)."""
+    """Unreaped zombies that are ours: children of this process, or orphans of ours.
+
+    An orphan is reparented to pid 1, which on a shared host also collects
+    other tools' zombies (conmon...); only the container's and runtime's own
+    programs count there.
+    """
     me = os.getpid()
     out = []
     for pid in pids():
         f = stat_fields(pid)
-        if f and f[0] == "Z" and int(f[1]) in (me, 1):
-            out.append(f"pid {pid} ppid {f[1]}")
+        if not f or f[0] != "Z":
+            continue
+        comm = _read(f"/proc/{pid}/comm").strip()
+        if int(f[1]) == me or (int(f[1]) == 1 and comm in OUR_COMMS):
+            out.append(f"pid {pid} ppid {f[1]} ({comm})")
     return out
 
 
@@ -158,7 +169,12 @@ def files_under(root: Path) -> list[str]:
 
 @dataclass
 class Snapshot:
-    """The machine before a step; ``problems()`` lists what the step left behind."""
+    """The machine before a step; ``problems()`` lists what the step left behind.
+
+    Other work may share the host (podman, other runtimes, other test runs), so
+    only new cgroup dirs and processes that name one of ours count: an id, a
+    bundle path, or an extra ``needles`` entry such as a fuzzed cgroupsPath.
+    """
 
     root: Path
     needles: Sequence[str] = ()
@@ -181,14 +197,15 @@ class Snapshot:
 
     def _check(self, ids: Sequence[str], bundles: Sequence[Path]) -> list[str]:
         found = [f"state dir left: {d}" for d in state_dirs(self.root)]
-        new_cg = sorted(cgroup_dirs() - self.cgroups)
+        needles = [n for n in (*self.needles, *ids, *(str(b) for b in bundles)) if n]
+        new_cg = sorted(d for d in cgroup_dirs() - self.cgroups
+                        if any(n in d for n in needles))
         found += [f"cgroup dir left: {d}" for d in new_cg]
         for cid in ids:
             found += [f"cgroup dir left: {d}" for d in cgroup_dirs_for(cid)
                       if d not in new_cg]
         for b in bundles:
             found += [f"mount left: {m}" for m in mounts_mentioning(str(b))]
-        needles = [*self.needles, *ids, *(str(b) for b in bundles)]
         found += [f"process left: {p}" for p in processes_mentioning(needles)]
         return found
 
