@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 def _mount_options() -> list[str]:
-    return sorted({*m.FLAGS, *m.PROPAGATION, *m.RECURSIVE, "bind", "rbind"})
+    return sorted({*m.FLAGS, *m.PROPAGATION, *m.RECURSIVE, *m.EXTENSIONS})
 
 
 _SECCOMP_FLAG_BITS = {

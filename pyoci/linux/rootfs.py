@@ -138,7 +138,16 @@ def mount_entry(rootfd: int, entry: dict, bundle: str, in_userns: bool,
                     os.close(top)
         else:
             data = ",".join(opts.data) or None
-            m.mount(source or mtype, target, mtype, opts.flags & ~m.MS_REMOUNT, data)
+            below = None
+            if "tmpcopyup" in opts.extensions and mtype == "tmpfs":
+                below = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                m.mount(source or mtype, target, mtype, opts.flags & ~m.MS_REMOUNT, data)
+                if below is not None:
+                    _copy_up(below, rootfd, dest)
+            finally:
+                if below is not None:
+                    os.close(below)
         if opts.propagation or opts.attr_set or opts.attr_clr:
             top = open_in_root(rootfd, dest)
             try:
@@ -153,6 +162,17 @@ def mount_entry(rootfd: int, entry: dict, bundle: str, in_userns: bool,
                       f"{os.strerror(e.errno or 0).lower()}") from None
     finally:
         os.close(fd)
+
+
+def _copy_up(below: int, rootfd: int, dest: str) -> None:
+    """tmpcopyup: fill the new tmpfs with what the image had at that path."""
+    import shutil
+
+    top = open_in_root(rootfd, dest)
+    try:
+        shutil.copytree(m.fd_path(below), m.fd_path(top), symlinks=True, dirs_exist_ok=True)
+    finally:
+        os.close(top)
 
 
 def idmap_wanted(entry: dict) -> bool:
