@@ -70,6 +70,11 @@ class Context:
         if fmt not in ("text", "json"):
             raise UsageError(f"invalid log-format: {fmt}")
         self.log_format: str = fmt
+        rootless = flags.get("rootless")
+        if rootless not in (None, "true", "false", "auto"):
+            raise UsageError(f"invalid --rootless value: {rootless} (want true, false or auto)")
+        if rootless == "true" and os.geteuid() == 0:
+            raise UsageError("--rootless=true needs a non-root user; pyoci runs rootful as root")
         if flags.get("systemd-cgroup"):
             raise UsageError(
                 "systemd cgroup driver is not supported by pyoci: run without --systemd-cgroup"
