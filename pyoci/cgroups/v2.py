@@ -465,6 +465,10 @@ class V2Manager(Manager):
 
         if sig == signal.SIGKILL and _exists(self.dir, "cgroup.kill"):
             _write(self.dir, "cgroup.kill", "1")
+            # cgroup.kill reaches frozen tasks too, but leaves the cgroup frozen:
+            # thaw it, as the freezer path below does, or it stays "paused".
+            if self.frozen():
+                self.thaw()
             return
         super().kill_all(sig)
 

@@ -202,6 +202,13 @@ def rec(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     import pyoci.cgroups.hybrid as hybrid
 
     monkeypatch.setattr(hybrid, "write_file", r)
+
+    # No real cgroup under tmp_path to attach a BPF program to: record it instead.
+    def fake_devices(d: str, rules: list[dict[str, object]], ignored: list[str]) -> int:
+        r(os.path.join(d, "<device program>"), 1)
+        return 1
+
+    monkeypatch.setattr(v2, "set_devices", fake_devices)
     return r
 
 
@@ -249,8 +256,9 @@ def test_v2_resources_conversions(tmp_path: Path, rec: Recorder) -> None:
         ("io.max", "8:0 rbps=1024"),
         ("io.max", "8:0 wiops=max"),
         ("hugetlb.2MB.max", "4194304"),
+        ("<device program>", "1"),
     ]
-    assert ignored == ["memory.swappiness", "devices"]
+    assert ignored == ["memory.swappiness"]
 
 
 def test_v2_bfq_weight_kept_in_v1_range(tmp_path: Path, rec: Recorder) -> None:
@@ -294,7 +302,7 @@ def test_v2_unified(tmp_path: Path, rec: Recorder) -> None:
         v2.set_unified(str(tmp_path), {"memory.nonexistent": "1"})
 
 
-def test_v2_manager_create_and_destroy(tmp_path: Path) -> None:
+def test_v2_manager_create_and_destroy(tmp_path: Path, rec: Recorder) -> None:
     root = tmp_path / "cg"
     (root / "pre").mkdir(parents=True)
     m = v2.V2Manager("/pre/a/b", str(root))
