@@ -32,7 +32,10 @@ def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
         except ContainerNotFound:
             if not force:
                 raise
-            remove_leftover(store, cid)  # a create that died before writing its state
+            try:
+                remove_leftover(store, cid)  # a create that died before writing its state
+            except ContainerNotFound:
+                pass  # another delete got there first: the outcome is the same
             return 0
         for w in container.delete(force):
             log.warning(w)

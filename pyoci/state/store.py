@@ -8,13 +8,12 @@ Layout of ``<root>/<id>/``:
 - ``config.json``: the validated config, read only by commands that need it;
 - ``exec.fifo``: present from ``create`` until ``start`` (the status is
   *created* while it exists);
-- ``lock``: ``flock`` serialises commands on one container.
+- the directory itself is the ``flock`` that serialises commands on one container.
 """
 
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 
 from pyoci import jsonio
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
 STATE_FILE = "state.json"
 CONFIG_FILE = "config.json"
 FIFO = "exec.fifo"
-LOCK = "lock"
 
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
 
@@ -50,6 +48,15 @@ def write_atomic(path: str, data: bytes | str, mode: int = 0o600, durable: bool 
     if isinstance(data, str):
         data = data.encode()
     tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        _write_atomic(path, tmp, data, mode, durable)
+    except OSError as e:
+        if e.filename:
+            raise
+        raise OSError(e.errno, f"write {path}: {os.strerror(e.errno or 0).lower()}") from None
+
+
+def _write_atomic(path: str, tmp: str, data: bytes, mode: int, durable: bool) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
         view = memoryview(data)
@@ -132,13 +139,28 @@ class Store:
             return jsonio.loads(f.read())
 
     def lock(self, cid: str) -> int:
-        """Take the container's lock; returns the fd to pass to :meth:`unlock`."""
+        """Take the container's lock; returns the fd to pass to :meth:`unlock`.
+
+        The lock is the directory itself, so taking it creates nothing that a
+        concurrent ``delete`` would have to race against. Whoever waited while
+        the container was deleted finds its directory gone (or moved aside) and
+        reports that the container does not exist.
+        """
+        import fcntl
+
         path = self.dir(cid)
         try:
-            fd = os.open(os.path.join(path, LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except (FileNotFoundError, NotADirectoryError):
             raise ContainerNotFound(cid) from None
         fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:
+            os.close(fd)
+            raise ContainerNotFound(cid)
         return fd
 
     @staticmethod
@@ -146,19 +168,34 @@ class Store:
         os.close(fd)
 
     def remove(self, cid: str) -> None:
-        """Remove the directory and everything in it (files only: no mounts live here)."""
+        """Remove the directory and everything in it (files only: no mounts live here).
+
+        It is first renamed into ``<root>/.trash``: the id is free at once, and a
+        half-finished removal never looks like a container.
+        """
         path = self.dir(cid)
+        trash = os.path.join(self.root, ".trash")
         try:
-            names = os.listdir(path)
+            os.mkdir(trash, 0o700)
+        except FileExistsError:
+            pass
+        except OSError as e:
+            raise StateError(f"create {trash}: {(e.strerror or '').lower()}") from e
+        doomed = os.path.join(trash, f"{cid}.{os.getpid()}")
+        try:
+            os.rename(path, doomed)
         except FileNotFoundError:
             return
-        for name in names:
-            _unlink_quiet(os.path.join(path, name))
+        except OSError as e:
+            raise StateError(f"remove state directory {path}: {(e.strerror or '').lower()}") from e
+        for name in os.listdir(doomed):
+            _unlink_quiet(os.path.join(doomed, name))
         try:
-            os.rmdir(path)
+            os.rmdir(doomed)
         except OSError as e:
             if e.errno != errno.ENOENT:
-                raise StateError(f"remove state directory {path}: {e.strerror.lower()}") from e
+                raise StateError(f"remove state directory {doomed}: "
+                                 f"{(e.strerror or '').lower()}") from e
 
     def ids(self) -> list[str]:
         try:

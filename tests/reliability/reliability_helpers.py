@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -20,6 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import helpers
+from hypothesis.configuration import set_hypothesis_home_dir
+
+# hypothesis keeps caches in ./.hypothesis: keep them out of the work tree
+set_hypothesis_home_dir(os.path.join(tempfile.gettempdir(), "pyoci-hypothesis"))
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CREATE_ARGS = ["/probe", "exit", "0"]
