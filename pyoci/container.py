@@ -15,6 +15,8 @@ from pyoci.errors import ContainerNotFound, IncorrectStatus, PyociError
 from pyoci.state import status as st
 from pyoci.state.store import FIFO, Store
 
+STATUS_FIFO = "start.status"  # written by the init: see pyoci/process/init.py
+
 TYPE_CHECKING = False  # typing costs milliseconds at start-up
 if TYPE_CHECKING:
     from typing import Any
@@ -100,6 +102,11 @@ class Container:
         faults.point("start:before-fifo")
         fd = self._open_fifo(fifo)
         try:
+            status = os.open(os.path.join(self.dir, STATUS_FIFO),
+                             os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            status = -1
+        try:
             faults.point("start:after-fifo")
             try:
                 os.write(fd, b"0")
@@ -111,6 +118,17 @@ class Container:
             os.unlink(fifo)
         except FileNotFoundError:
             pass
+        if status >= 0:
+            try:
+                verdict = self._await_verdict(status)
+            finally:
+                os.close(status)
+                try:
+                    os.unlink(os.path.join(self.dir, STATUS_FIFO))
+                except FileNotFoundError:
+                    pass
+            if verdict != "ok":
+                raise PyociError(verdict or "container process exited before it started")
         hooks = (self.state.get("hooks") or {}).get("poststart")
         if hooks:
             from pyoci import hooks as hookmod
@@ -120,6 +138,31 @@ class Container:
             except PyociError:
                 self._kill_all(9)
                 raise
+
+    @staticmethod
+    def _await_verdict(fd: int) -> str:
+        """Read the init's verdict: "ok" just before its exec, or the error that stopped it.
+
+        The init holds the fifo open until it execs or exits, so EOF comes only
+        after it has said what it had to say.
+        """
+        import select
+
+        chunks: list[bytes] = []
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        while True:
+            poller.poll(1000)
+            try:
+                data = os.read(fd, 4096)
+            except BlockingIOError:
+                continue
+            if not data:
+                break
+            chunks.append(data)
+            if b"".join(chunks) == b"ok":
+                break
+        return b"".join(chunks).decode(errors="replace")
 
     def _open_fifo(self, fifo: str) -> int:
         """Open the exec fifo for writing once the init is waiting on it.
@@ -202,10 +245,11 @@ class Container:
 
             state = self.oci_state()
             state["status"] = st.STOPPED
-            try:
-                hookmod.run(hooks, "poststop", state)
-            except PyociError as e:
-                warnings.append(str(e))
+            for i, hook in enumerate(hooks):  # a failing poststop hook doesn't stop the rest
+                try:
+                    hookmod.run([hook], "poststop", state, first_index=i)
+                except PyociError as e:
+                    warnings.append(str(e))
         return warnings
 
     def _wait_gone(self, timeout: float = 10.0) -> None:

@@ -73,7 +73,16 @@ def create(store: Store, cid: str, opts: Options) -> Created:
         raise PyociError("cannot use console socket if pyoci will not detach or allocate tty")
     linux = config.get("linux") or {}
     if not any(n["type"] == "mount" for n in linux.get("namespaces") or []):
-        raise SpecError("config.json: linux.namespaces: a mount namespace is required")
+        # The runtime's mount namespace is inherited: changing mounts there would
+        # change the host's, so these fields can't be honoured. Say so, loudly.
+        for field, present in (("mounts", config.get("mounts")),
+                               ("linux.maskedPaths", linux.get("maskedPaths")),
+                               ("linux.readonlyPaths", linux.get("readonlyPaths")),
+                               ("linux.devices", linux.get("devices")),
+                               ("root.readonly", (config.get("root") or {}).get("readonly"))):
+            if present:
+                warnings.append(f"{field}: not applied: the container has no mount "
+                                "namespace of its own")
     from pyoci.linux import lsm
 
     lsm.check_available(process, linux)
@@ -107,7 +116,8 @@ def create(store: Store, cid: str, opts: Options) -> Created:
                                           _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
                 ours, console = a.detach(), b.detach()
         write_atomic(os.path.join(state_dir, CONFIG_FILE), raw, durable=False)
-        _make_fifo(os.path.join(state_dir, FIFO), plan)
+        _make_fifo(os.path.join(state_dir, FIFO), plan, 0o622)
+        _make_fifo(os.path.join(state_dir, "start.status"), plan, 0o600)
         faults.point("create:claimed")
         hooks = config.get("hooks") or {}
         now = time.time()
@@ -196,11 +206,11 @@ def create(store: Store, cid: str, opts: Options) -> Created:
     return Created(init_pid, warnings, ours)
 
 
-def _make_fifo(path: str, plan: Any) -> None:
-    """The exec fifo, writable by the container's root even in a user namespace."""
+def _make_fifo(path: str, plan: Any, mode: int) -> None:
+    """A fifo the container's root can open even in a user namespace."""
     old = os.umask(0)
     try:
-        os.mkfifo(path, 0o622)
+        os.mkfifo(path, mode)
     finally:
         os.umask(old)
     if plan.new_userns:
@@ -217,7 +227,8 @@ def _host_id(mappings: list[dict[str, int]] | None) -> int:
 
 
 def _hook_state(state: dict[str, Any], pid: int) -> dict[str, Any]:
-    return {"ociVersion": SPEC_VERSION, "id": state["id"], "status": st.CREATING, "pid": pid,
+    # "created", as crun and the runtime-tools suite expect: the namespaces exist.
+    return {"ociVersion": SPEC_VERSION, "id": state["id"], "status": st.CREATED, "pid": pid,
             "bundle": state["bundle"], "annotations": state["annotations"]}
 
 

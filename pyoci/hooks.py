@@ -16,13 +16,14 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def run(hooks: list[dict[str, Any]], kind: str, state: dict[str, Any]) -> None:
+def run(hooks: list[dict[str, Any]], kind: str, state: dict[str, Any],
+        first_index: int = 0) -> None:
     if not hooks:
         return
     import subprocess
 
     payload = jsonio.dumps(state).encode()
-    for i, hook in enumerate(hooks):
+    for i, hook in enumerate(hooks, first_index):
         path = hook["path"]
         args = hook.get("args") or [path]
         env = hook.get("env")

@@ -119,8 +119,6 @@ def _run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
     if not args:
         raise UsageError('"exec" requires a minimum of 1 argument(s): container id is missing')
     cid = check_id(args[0])
-    if flags.get("cgroup"):
-        raise UsageError("exec --cgroup: sub-cgroups are not supported by pyoci yet")
     store = ctx.store()
     container = Container.load(store, cid)
     status = container.status()
@@ -163,9 +161,12 @@ def _run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
     from pyoci.process.tenant import spawn_exec
 
     cg = container.cgroup()
+    place = cg.apply if cg else (lambda p: None)
+    if flags.get("cgroup"):
+        place = _sub_cgroup_placer(container.state.get("cgroup") or {},
+                                   list(flags.get("cgroup") or []), place)  # type: ignore[arg-type]
     try:
-        pid = spawn_exec(plan, container.state["pid"], cg.apply if cg else (lambda p: None),
-                         console, foreground=not detach)
+        pid = spawn_exec(plan, container.state["pid"], place, console, foreground=not detach)
     finally:
         if console is not None:
             os.close(console)
@@ -190,3 +191,38 @@ def _run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
         restore()
         if proxy is not None:
             proxy.close()
+
+
+def _sub_cgroup_placer(cg_state: dict[str, Any], specs: list[str], default: Any) -> Any:
+    """``--cgroup [<controller>:]<path>``: run in an existing sub-cgroup of the container's.
+
+    Controllers not named go to the container's own cgroup, as with runc.
+    """
+    dirs: dict[str, str] = dict(cg_state.get("paths") or {})
+    if cg_state.get("unified_root"):
+        dirs["unified"] = os.path.join(cg_state["unified_root"], cg_state["path"].lstrip("/"))
+    if not dirs:
+        raise UsageError("exec --cgroup: the container has no cgroup")
+    chosen: dict[str, str] = {}
+    for spec in specs:
+        ctrl, sep, sub = spec.rpartition(":")
+        names = [c for c in (ctrl.split(",") if sep else list(dirs)) if c]
+        if sub.startswith("/") or ".." in sub.split("/"):
+            raise UsageError(f"exec --cgroup {spec}: the path must be relative to the "
+                             "container's cgroup")
+        for name in names:
+            key = "" if name == "unified" and "" in dirs else name
+            if key not in dirs:
+                raise UsageError(f"exec --cgroup {spec}: unknown controller {name}")
+            target = os.path.join(dirs[key], sub)
+            if not os.path.isdir(target):
+                raise UsageError(f"exec --cgroup {spec}: no such sub-cgroup {target}")
+            chosen[key] = target
+
+    def place(pid: int) -> None:
+        default(pid)  # the container's cgroup everywhere, then the named sub-cgroups
+        for target in chosen.values():
+            with open(os.path.join(target, "cgroup.procs"), "w") as f:
+                f.write(str(pid))
+
+    return place

@@ -183,8 +183,10 @@ def idmap_wanted(entry: dict) -> bool:
 def prepare_propagation(rootfs_propagation: str | None) -> None:
     """Stop our mounts propagating back to the host before we make any."""
     flag = m.PROPAGATION.get(rootfs_propagation or "rslave", m.MS_SLAVE | m.MS_REC)
-    if flag & m.MS_SHARED:
-        flag = m.MS_SLAVE | m.MS_REC  # the root becomes shared after pivot_root
+    if flag & (m.MS_SHARED | m.MS_UNBINDABLE):
+        # The root becomes shared or unbindable after pivot_root (finish_propagation);
+        # made unbindable now, the rootfs couldn't even be bind-mounted onto itself.
+        flag = m.MS_SLAVE | m.MS_REC
     m.mount(None, "/", None, flag | m.MS_REC)
 
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 PR_SET_DUMPABLE = 4
 PR_SET_PDEATHSIG = 1
 SECCOMP_FILTER_FLAG_NEW_LISTENER = 8
+STATUS_FIFO = "start.status"  # the init's verdict for `start` (see Container.start)
 TRAMPOLINE_MARKER = "pyoci-exec-trampoline"  # argv[0] the trampoline insists on
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -59,6 +60,7 @@ class Child:
         self.host_pid = 0
         self.lsm_attrs: list[tuple[int, bytes]] = []
         self.trampoline = -1
+        self.status = -1
 
     # -- stage 1 ---------------------------------------------------------------
     def run(self) -> None:
@@ -152,20 +154,25 @@ class Child:
             self.stage = "oom score"
             with open("/proc/self/oom_score_adj", "w") as f:
                 f.write(str(process["oomScoreAdj"]))
-        self.stage = "rootfs"
-        rootfs.prepare_propagation(linux.get("rootfsPropagation"))
-        rootfd = rootfs.bind_rootfs(plan.rootfs)
-        self.stage = "mount"
-        faults.point("create:child-mounts")
-        dev_bound = False
-        for index, entry in enumerate(plan.config.get("mounts") or []):
-            rootfs.mount_entry(rootfd, entry, plan.bundle, in_userns, self.cgroup_mount, linux,
-                               self.idmap_trees.get(index))
-            if entry["destination"].rstrip("/") == "/dev":
-                kinds = {entry.get("type"), *(entry.get("options") or [])}
-                dev_bound = bool(kinds & {"bind", "rbind"})
-        self.stage = "devices"
-        devices.setup_dev(rootfd, linux.get("devices") or [], in_userns, not dev_bound)
+        # Without a mount namespace the container shares the runtime's mounts (the
+        # spec's "inherit"): nothing is mounted, it is only chrooted into root.path.
+        own_mounts = plan.has_ns("mount")
+        rootfd = -1
+        if own_mounts:
+            self.stage = "rootfs"
+            rootfs.prepare_propagation(linux.get("rootfsPropagation"))
+            rootfd = rootfs.bind_rootfs(plan.rootfs)
+            self.stage = "mount"
+            faults.point("create:child-mounts")
+            dev_bound = False
+            for index, entry in enumerate(plan.config.get("mounts") or []):
+                rootfs.mount_entry(rootfd, entry, plan.bundle, in_userns, self.cgroup_mount,
+                                   linux, self.idmap_trees.get(index))
+                if entry["destination"].rstrip("/") == "/dev":
+                    kinds = {entry.get("type"), *(entry.get("options") or [])}
+                    dev_bound = bool(kinds & {"bind", "rbind"})
+            self.stage = "devices"
+            devices.setup_dev(rootfd, linux.get("devices") or [], in_userns, not dev_bound)
         hooks = plan.config.get("hooks") or {}
         if self.hooks_in_parent:
             self.stage = "prestart hooks"
@@ -186,26 +193,31 @@ class Child:
         self.stage = "exec trampoline"
         self.trampoline = open_trampoline()
         self.stage = "pivot root"
-        if plan.no_pivot:
+        if not own_mounts:
+            os.chroot(plan.rootfs)
+            os.chdir("/")
+        elif plan.no_pivot:
             rootfs.chroot_into(rootfd, plan.rootfs)
         else:
             rootfs.pivot(rootfd, plan.rootfs)
-        os.close(rootfd)
+        if rootfd >= 0:
+            os.close(rootfd)
         if process.get("terminal"):
             self.stage = "console"
             assert self.console is not None
-            terminal.setup(self.console, process.get("consoleSize"))
+            terminal.setup(self.console, process.get("consoleSize"), console_mount=own_mounts)
             os.close(self.console)
-        self.stage = "masked paths"
-        for path in linux.get("maskedPaths") or []:
-            rootfs.mask_path(path)
-        self.stage = "readonly paths"
-        for path in linux.get("readonlyPaths") or []:
-            rootfs.readonly_path(path)
-        if plan.config.get("root", {}).get("readonly"):
-            self.stage = "readonly root"
-            rootfs.readonly_root()
-        rootfs.finish_propagation(linux.get("rootfsPropagation"))
+        if own_mounts:
+            self.stage = "masked paths"
+            for path in linux.get("maskedPaths") or []:
+                rootfs.mask_path(path)
+            self.stage = "readonly paths"
+            for path in linux.get("readonlyPaths") or []:
+                rootfs.readonly_path(path)
+            if plan.config.get("root", {}).get("readonly"):
+                self.stage = "readonly root"
+                rootfs.readonly_root()
+            rootfs.finish_propagation(linux.get("rootfsPropagation"))
         if plan.config.get("hostname") is not None and plan.has_ns("uts"):
             self.stage = "hostname"
             name = plan.config["hostname"].encode()
@@ -234,6 +246,8 @@ class Child:
         self.stage = "exec"
         env = _environment(process)
         path = lookup(process["args"][0], env)
+        # Opened before "ready": `start` must always find a writer on it.
+        self.status = os.open(STATUS_FIFO, os.O_RDWR | os.O_CLOEXEC, dir_fd=self.fifo_dir)
         self.chan.send("ready")
         self.chan.close()
         self._after_ready(path, env)
@@ -241,6 +255,9 @@ class Child:
     def _after_ready(self, path: str, env: list[str]) -> None:
         """`create` has returned: from here on errors can only go to stderr."""
         plan = self.plan
+        # `start` waits on this fifo for our verdict: "ok", or the error that
+        # stopped us (a failing startContainer hook must fail `start`).
+        status = self.status
         try:
             _wait_for_start(self.fifo_dir)
             os.close(self.fifo_dir)
@@ -248,10 +265,16 @@ class Child:
             if hooks:
                 hookmod.run(hooks, "startContainer", self._state("running"))
             lsm.write_exec_attrs(self.lsm_attrs)
+            os.write(status, b"ok")
             exec_process(plan, path, env, self.notify, self._listener_message(),
                          self.trampoline)
         except Exception as e:
-            os.write(2, f"pyoci: unable to start container process: {e}\n".encode())
+            text = f"unable to start container process: {e}"
+            os.write(2, f"pyoci: {text}\n".encode())
+            try:
+                os.write(status, text.encode()[:4000])
+            except OSError:
+                pass
         os._exit(255)
 
     def _listener_message(self) -> bytes:

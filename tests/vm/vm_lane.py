@@ -205,9 +205,18 @@ ln -sf /proc/self/fd $H/dev/fd
 ln -sf /proc/self/fd/0 $H/dev/stdin
 ln -sf /proc/self/fd/1 $H/dev/stdout
 ln -sf /proc/self/fd/2 $H/dev/stderr
+# The checkout may itself live under one of the writable dirs (CI clones anywhere):
+# keep it visible through the tmpfs that is about to cover it.
+REPO=@REPO@
+case "$REPO" in /tmp/*|/run/*|/var/tmp/*)
+    mkdir -p /keep && mount --bind "$H$REPO" /keep ;;
+esac
 for d in /tmp /run /var/tmp; do
     mount -t tmpfs -o mode=1777 tmpfs $H$d
 done
+if [ -d /keep ]; then
+    mkdir -p "$H$REPO" && mount --bind /keep "$H$REPO"
+fi
 echo "lane: booted in $(cut -d' ' -f1 /proc/uptime)s"
 echo "lane: cgroup2 controllers: $(cat $H/sys/fs/cgroup/cgroup.controllers)"
 echo PYOCI-LANE-BEGIN
@@ -246,7 +255,7 @@ def build_initramfs(dest: Path, version: str, python: str, pytest_args: list[str
     cpio.chardev("dev/console", 5, 1)
     cpio.chardev("dev/null", 1, 3)
     cpio.file("bin/busybox", Path(BUSYBOX).read_bytes(), 0o755)
-    cpio.file("init", INIT.encode(), 0o755)
+    cpio.file("init", INIT.replace("@REPO@", shlex.quote(str(REPO_ROOT))).encode(), 0o755)
     order = []
     for path in module_files(version):
         name = os.path.basename(path).split(".ko", 1)[0] + ".ko"
