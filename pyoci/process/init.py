@@ -226,21 +226,8 @@ class Child:
             self.stage = "domainname"
             name = plan.config["domainname"].encode()
             check(lib.pyoci_setdomainname(name, len(name)), "domainname")
-        if process.get("rlimits"):
-            self.stage = "rlimits"
-            rlimits.apply(process["rlimits"])
-        if linux.get("personality"):
-            self.stage = "personality"
-            sched.set_personality(linux["personality"])
-        if process.get("ioPriority"):
-            self.stage = "io priority"
-            sched.set_io_priority(process["ioPriority"])
-        if process.get("scheduler"):
-            self.stage = "scheduler"
-            sched.set_scheduler(process["scheduler"])
-        if linux.get("memoryPolicy"):
-            self.stage = "memory policy"
-            sched.set_memory_policy(linux["memoryPolicy"])
+        self.stage = "process attributes"
+        apply_process_attributes(process, linux)
         self.stage = "cwd"
         enter_cwd(process.get("cwd") or "/")
         self.stage = "exec"
@@ -295,6 +282,25 @@ class Child:
         return {"ociVersion": SPEC_VERSION, "id": self.plan.cid, "status": status,
                 "pid": self.host_pid, "bundle": self.plan.bundle,
                 "annotations": self.plan.config.get("annotations") or {}}
+
+
+# (section, field, apply): the per-process settings made just before the exec step, in order.
+_PROCESS_ATTRIBUTES = (
+    ("process", "rlimits", rlimits.apply),
+    ("linux", "personality", sched.set_personality),
+    ("process", "ioPriority", sched.set_io_priority),
+    ("process", "scheduler", sched.set_scheduler),
+    ("linux", "memoryPolicy", sched.set_memory_policy),
+)
+
+
+def apply_process_attributes(process: dict[str, Any], linux: dict[str, Any]) -> None:
+    """rlimits, personality, I/O priority, scheduler and memory policy (those present)."""
+    sections = {"process": process, "linux": linux}
+    for section, field, apply in _PROCESS_ATTRIBUTES:
+        value = sections[section].get(field)
+        if value:
+            apply(value)
 
 
 def enter_cwd(cwd: str) -> None:

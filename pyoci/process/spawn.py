@@ -65,16 +65,7 @@ def spawn(plan: Plan, state_dir: str, place: Callable[[int], None],
         os.close(fifo_dir)
     init_pid = 0
     try:
-        from pyoci import faults
-
-        faults.point("create:forked")
-        initial = (plan.process.get("execCPUAffinity") or {}).get("initial")
-        if initial:
-            from pyoci.linux.sched import set_affinity
-
-            set_affinity(pid, initial, "initial")  # before the cgroup move, as the spec says
-        place(pid)
-        ours.send("go")
+        release(plan, pid, place, ours, "create:forked")
         while True:
             msg = ours.recv()
             if msg is None:
@@ -114,6 +105,25 @@ def spawn(plan: Plan, state_dir: str, place: Callable[[int], None],
     if init_pid != pid:
         _reap(pid)
     return init_pid
+
+
+def release(plan: Plan, pid: int, place: Callable[[int], None], chan: Channel,
+            fault: str) -> None:
+    """Set up the forked child from outside, then let it go on.
+
+    ``execCPUAffinity.initial`` applies before the cgroup move, as the spec says;
+    the cgroup placement happens before the child can unshare its cgroup namespace.
+    """
+    from pyoci import faults
+
+    faults.point(fault)
+    initial = (plan.process.get("execCPUAffinity") or {}).get("initial")
+    if initial:
+        from pyoci.linux.sched import set_affinity
+
+        set_affinity(pid, initial, "initial")
+    place(pid)
+    chan.send("go")
 
 
 def _reap(pid: int) -> None:

@@ -12,7 +12,7 @@ import os
 
 from pyoci._native import check, lib
 from pyoci.errors import IncorrectStatus, ProcessSetupError, PyociError
-from pyoci.linux import lsm, rlimits, sched, terminal
+from pyoci.linux import lsm, terminal
 from pyoci.linux import namespaces as ns
 from pyoci.process.init import (
     PR_SET_DUMPABLE,
@@ -21,12 +21,13 @@ from pyoci.process.init import (
     _environment,
     _fork_after_pid,
     _reset_signals,
+    apply_process_attributes,
     enter_cwd,
     exec_process,
     lookup,
     open_trampoline,
 )
-from pyoci.process.spawn import single_threaded
+from pyoci.process.spawn import release, single_threaded
 from pyoci.process.sync import Channel
 from pyoci.spec.plan import Plan
 
@@ -83,16 +84,7 @@ def spawn_exec(plan: Plan, init_pid: int, place: Any, console: int | None,
             os.close(fd)
     target = 0
     try:
-        from pyoci import faults
-
-        faults.point("exec:forked")
-        initial = (plan.process.get("execCPUAffinity") or {}).get("initial")
-        if initial:
-            from pyoci.linux.sched import set_affinity
-
-            set_affinity(pid, initial, "initial")
-        place(pid)
-        ours.send("go")
+        release(plan, pid, place, ours, "exec:forked")
         while True:
             msg = ours.recv()
             if msg is None:
@@ -151,17 +143,10 @@ def _child(plan: Plan, chan: Channel, nsfds: list[tuple[str, int]], console: int
             assert console is not None
             terminal.setup(console, process.get("consoleSize"), console_mount=False)
             os.close(console)
-        if process.get("rlimits"):
-            stage = "rlimits"
-            rlimits.apply(process["rlimits"])
         stage = "cwd"
         enter_cwd(process.get("cwd") or "/")
-        if process.get("ioPriority"):
-            stage = "io priority"
-            sched.set_io_priority(process["ioPriority"])
-        if process.get("scheduler"):
-            stage = "scheduler"
-            sched.set_scheduler(process["scheduler"])
+        stage = "process attributes"
+        apply_process_attributes(process, {})
         stage = "exec"
         env = _environment(process)
         path = lookup(process["args"][0], env)
