@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+from pyoci.errors import SpecError
 from pyoci.linux import namespaces as ns
 from pyoci.record import Factory, record
 
@@ -50,7 +51,11 @@ def build(cid: str, bundle: str, config: dict[str, Any], *, no_pivot: bool = Fal
     from pyoci.linux import capabilities
 
     root = config["root"]["path"]
-    rootfs = os.path.realpath(root if os.path.isabs(root) else os.path.join(bundle, root))
+    try:
+        rootfs = os.path.realpath(root if os.path.isabs(root) else os.path.join(bundle, root))
+    except (OSError, ValueError) as e:
+        reason = getattr(e, "strerror", None) or str(e)
+        raise SpecError(f"config.json: root.path: {reason.lower()}: {root}") from None
     linux = config.get("linux") or {}
     new = 0
     new_user = False

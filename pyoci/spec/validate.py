@@ -101,6 +101,7 @@ def validate_process(process: dict[str, Any], raw: bytes | None = None,
     else:
         schema.check(process, "process")
     c = _Checker("process.json", host)
+    c.no_nul(process, ())
     c.process(process, ())
     return c.warnings
 
@@ -159,7 +160,22 @@ class _Checker:
             self.fail(path, f"must be an absolute path, got {_q(value)}")
 
     # -- whole config ------------------------------------------------------
+    def no_nul(self, value: Any, path: tuple[str | int, ...]) -> None:
+        """No string may carry a NUL byte: every one of them ends up in a C string."""
+        if isinstance(value, str):
+            if "\0" in value:
+                self.fail(path, "contains a NUL byte")
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                if "\0" in k:
+                    self.fail(path, "contains a key with a NUL byte")
+                self.no_nul(v, (*path, k))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                self.no_nul(v, (*path, i))
+
     def config(self, cfg: dict[str, Any]) -> None:
+        self.no_nul(cfg, ())
         self.version(cfg["ociVersion"])
         linux = cfg.get("linux") or {}
         self.namespaces(linux.get("namespaces") or [])
