@@ -175,17 +175,20 @@ def create(store: Store, cid: str, opts: Options) -> Created:
         from pyoci.linux import idmap
 
         trees = idmap.prepare(config.get("mounts") or [], opts.bundle, linux)
+        placement: dict[str, str] = {}
         try:
             init_pid = spawn(
                 plan, state_dir, place=(cgroup.apply if cgroup is not None else lambda pid: None),
                 run_parent_hooks=parent_hooks, cgroup_mount=mounter, on_pid=record_pid,
-                console=console, idmap_trees=trees,
+                console=console, idmap_trees=trees, cgroup_dir=cgroup.clone_dir(),
+                placement=placement,
             )
         finally:
             for fd in trees.values():
                 os.close(fd)
         faults.point("create:ready")
         state["pid"] = init_pid
+        state["cgroup_placement"] = placement.get("how", "")
         state["pid_start"] = st.start_time(init_pid)
         if state["pid_start"] is None:
             raise PyociError("container init exited during create")

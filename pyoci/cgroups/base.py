@@ -270,6 +270,14 @@ class Manager(ABC):
             if can_freeze and (not was_frozen or sig == 9):
                 self.thaw()
 
+    def clone_dir(self) -> str | None:
+        """The one directory a child can be cloned straight into (CLONE_INTO_CGROUP), if any.
+
+        Only a pure v2 host has a single hierarchy; v1 and hybrid placement needs a
+        cgroup.procs write per hierarchy.
+        """
+        return None
+
     def has_freezer(self) -> bool:
         """Whether freeze/thaw can work on this host."""
         return True

@@ -433,6 +433,9 @@ class V2Manager(Manager):
     def apply(self, pid: int) -> None:
         _write(self.dir, "cgroup.procs", pid)
 
+    def clone_dir(self) -> str | None:
+        return self.dir
+
     def set(self, resources: dict[str, Any]) -> None:
         self.ignored = []
         res = dict(resources)

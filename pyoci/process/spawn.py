@@ -42,7 +42,8 @@ def _write_maps(pid: int, linux: dict[str, Any]) -> None:
 def spawn(plan: Plan, state_dir: str, place: Callable[[int], None],
           run_parent_hooks: Callable[[int], None] | None, cgroup_mount: Any,
           on_pid: Callable[[int], None] | None = None, console: int | None = None,
-          idmap_trees: dict[int, int] | None = None) -> int:
+          idmap_trees: dict[int, int] | None = None, cgroup_dir: str | None = None,
+          placement: dict[str, str] | None = None) -> int:
     """Start the container process; return the init's pid once it is ready.
 
     ``console`` is a connected socket the init sends the pty master over; the
@@ -55,11 +56,15 @@ def spawn(plan: Plan, state_dir: str, place: Callable[[int], None],
     try:
         child = Child(plan, theirs, fifo_dir, console, cgroup_mount,
                       hooks_in_parent=run_parent_hooks is not None, idmap_trees=idmap_trees)
-        pid = os.fork()
+        pid, placed = fork_into(cgroup_dir)
         if pid == 0:  # pragma: no cover - runs in the child
             ours.close()
             child.run()
             os._exit(1)
+        if placed:
+            place = _already_placed
+        if placement is not None:
+            placement["how"] = "clone3" if placed else "cgroup.procs"
     finally:
         theirs.close()
         os.close(fifo_dir)
@@ -105,6 +110,33 @@ def spawn(plan: Plan, state_dir: str, place: Callable[[int], None],
     if init_pid != pid:
         _reap(pid)
     return init_pid
+
+
+def _already_placed(pid: int) -> None:
+    """The child was cloned into its cgroup: nothing to write."""
+
+
+def fork_into(cgroup_dir: str | None) -> tuple[int, bool]:
+    """fork(), straight into ``cgroup_dir`` with clone3(CLONE_INTO_CGROUP) where the
+    kernel has it; returns (pid, placed). Otherwise a plain fork, placed afterwards."""
+    if cgroup_dir:
+        from pyoci._native import ffi, lib
+
+        try:
+            fd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            fd = -1
+        if fd >= 0:
+            try:
+                pid = lib.pyoci_fork_into_cgroup(fd)
+                err = ffi.errno
+            finally:
+                os.close(fd)  # in the parent and in the child
+            if pid >= 0:
+                return pid, True
+            if err not in (38, 22, 95, 1):  # ENOSYS EINVAL EOPNOTSUPP EPERM: fall back
+                raise OSError(err, os.strerror(err), cgroup_dir)
+    return os.fork(), False
 
 
 def release(plan: Plan, pid: int, place: Callable[[int], None], chan: Channel,

@@ -249,3 +249,16 @@ def test_manager_set_replaces_the_device_program() -> None:
         while m.pids() and time.monotonic() < deadline:
             time.sleep(0.05)
         m.destroy()
+
+
+def test_init_is_cloned_straight_into_its_cgroup(
+    make_bundle: Callable[..., Path], pyoci_root: Path
+) -> None:
+    """clone3(CLONE_INTO_CGROUP): the init never runs outside its cgroup (no procs write)."""
+    import json
+
+    with running(make_bundle, pyoci_root, SLEEP) as cid:
+        state = json.loads((pyoci_root / cid / "state.json").read_text())
+        assert state["cgroup_placement"] == "clone3"
+        pid = helpers.state(cid, pyoci_root)["pid"]
+        assert str(pid) in _read(cid, "cgroup.procs").split()
