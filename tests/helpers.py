@@ -294,3 +294,45 @@ def cap_set(hex_mask: str) -> set[int]:
     """Capability numbers in a ``CapEff``-style hex mask."""
     mask = int(hex_mask, 16)
     return {bit for bit in range(64) if mask >> bit & 1}
+
+
+def fs_type(path: str | os.PathLike[str]) -> str:
+    """The filesystem type of the mount that holds ``path``."""
+    best, fstype = "", ""
+    real = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            mnt = fields[4]
+            dash = fields.index("-")
+            inside = real == mnt or real.startswith(mnt.rstrip("/") + "/")
+            if inside and len(mnt) >= len(best):
+                best, fstype = mnt, fields[dash + 1]
+    return fstype
+
+
+def mounts_under(base: str | os.PathLike[str]) -> list[str]:
+    """Mount points below ``base`` (what a teardown must unmount)."""
+    prefix = os.path.realpath(base).rstrip("/") + "/"
+    with open("/proc/self/mountinfo") as f:
+        targets = [line.split()[4] for line in f]
+    return [t for t in targets if t.startswith(prefix)]
+
+
+def read_until(fd: int, needle: bytes) -> bytes:
+    """Read a pty master until ``needle`` shows up (or the slave side is gone)."""
+    import select
+
+    buf = b""
+
+    def more() -> bool:
+        nonlocal buf
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                buf += os.read(fd, 4096)
+            except OSError:  # EIO: the slave side is gone
+                return True
+        return needle in buf
+    wait_for(more, what=f"{needle!r} on the pty master")
+    return buf

@@ -73,26 +73,6 @@ def runc_root() -> Path:
     return RUNC_ROOT_BASE / NAMESPACE
 
 
-def _fs_type(path: Path) -> str:
-    """The filesystem type of the mount that holds ``path``."""
-    best, fstype = "", ""
-    real = os.path.realpath(path)
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            mnt = fields[4]
-            dash = fields.index("-")
-            inside = real == mnt or real.startswith(mnt.rstrip("/") + "/")
-            if inside and len(mnt) >= len(best):
-                best, fstype = mnt, fields[dash + 1]
-    return fstype
-
-
-def _mounts_under(base: Path) -> list[str]:
-    prefix = os.path.realpath(base).rstrip("/") + "/"
-    with open("/proc/self/mountinfo") as f:
-        targets = [line.split()[4] for line in f]
-    return [t for t in targets if t.startswith(prefix)]
 
 
 def namespace_cgroups() -> list[Path]:
@@ -186,7 +166,7 @@ class ContainerdEnv:
         self.state = base / "state"
         self.config = base / "config.toml"
         self.log_path = base / "containerd.log"
-        self.snapshotter = (SNAPSHOT_FALLBACK if _fs_type(base) in ("overlay", "aufs")
+        self.snapshotter = (SNAPSHOT_FALLBACK if helpers.fs_type(base) in ("overlay", "aufs")
                             else "overlayfs")
         self.proc: subprocess.Popen[bytes] | None = None
         self._preexisting = {p for p in _HOST_LEFTOVERS if p.exists()}
@@ -382,7 +362,7 @@ class ContainerdEnv:
         for cid in sorted(leaked):
             problems.append(f"{runc_root() / cid} left behind")
             helpers.run_pyoci("delete", "--force", cid, root=runc_root(), timeout=30)
-        for target in sorted(_mounts_under(self.base), key=len, reverse=True):
+        for target in sorted(helpers.mounts_under(self.base), key=len, reverse=True):
             # containerd unmounts its own on the way out; anything here leaked.
             problems.append(f"mount {target} left behind")
             subprocess.run(["umount", "-l", target], check=False)

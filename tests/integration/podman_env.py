@@ -113,26 +113,6 @@ def _toml_list(values: Sequence[str]) -> str:
     return "[" + ", ".join(_toml_str(v) for v in values) + "]"
 
 
-def _fs_type(path: Path) -> str:
-    """The filesystem type of the mount that holds ``path``."""
-    best, fstype = "", ""
-    real = os.path.realpath(path)
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            mnt = fields[4]
-            dash = fields.index("-")
-            inside = real == mnt or real.startswith(mnt.rstrip("/") + "/")
-            if inside and len(mnt) >= len(best):
-                best, fstype = mnt, fields[dash + 1]
-    return fstype
-
-
-def _mounts_under(base: Path) -> list[str]:
-    prefix = os.path.realpath(base).rstrip("/") + "/"
-    with open("/proc/self/mountinfo") as f:
-        targets = [line.split()[4] for line in f]
-    return [t for t in targets if t.startswith(prefix)]
 
 
 def _iptables_rules(table: str) -> list[str]:
@@ -217,7 +197,7 @@ class PodmanEnv:
         self.graphroot = base / "root"
         self.runroot = base / "runroot"
         self.tmp_dir = base / "tmp"
-        self.driver = "vfs" if _fs_type(base) in ("overlay", "aufs") else "overlay"
+        self.driver = "vfs" if helpers.fs_type(base) in ("overlay", "aufs") else "overlay"
         self.storage_conf = base / "storage.conf"
         self.conf_json = base / "containers-json.conf"
         self.conf_plain = base / "containers-plain.conf"
@@ -383,7 +363,7 @@ class PodmanEnv:
         for cid in sorted(leaked):
             problems.append(f"{self.state_root / cid} left behind")
             helpers.run_pyoci("delete", "--force", cid, root=self.state_root, timeout=30)
-        for target in sorted(_mounts_under(self.base), key=len, reverse=True):
+        for target in sorted(helpers.mounts_under(self.base), key=len, reverse=True):
             problems.append(f"mount {target} left behind")
             subprocess.run(["umount", "-l", target], check=False)
         shutil.rmtree(self.base, ignore_errors=True)

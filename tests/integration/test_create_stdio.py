@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import select
 import socket
 import subprocess
 import tempfile
@@ -61,21 +60,6 @@ def _receive_master(sock: socket.socket) -> int:
     return fds[0]
 
 
-def _read_until(fd: int, needle: bytes) -> bytes:
-    buf = b""
-
-    def more() -> bool:
-        nonlocal buf
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if ready:
-            try:
-                buf += os.read(fd, 4096)
-            except OSError:  # EIO: the slave side is gone
-                return True
-        return needle in buf
-    helpers.wait_for(more, what=f"{needle!r} on the pty master")
-    return buf
-
 
 def test_console_socket(make_bundle: Any, pyoci_root: Path,
                         console_listener: tuple[str, socket.socket]) -> None:
@@ -88,9 +72,9 @@ def test_console_socket(make_bundle: Any, pyoci_root: Path,
         master = _receive_master(sock)
         try:
             helpers.run_pyoci("start", cid, root=pyoci_root, check=True)
-            first = _read_until(master, b"33 111")
+            first = helpers.read_until(master, b"33 111")
             os.write(master, b"hello\n")
-            rest = _read_until(master, b"got-hello")
+            rest = helpers.read_until(master, b"got-hello")
         finally:
             os.close(master)
         lines = [ln.strip() for ln in first.decode().splitlines()]

@@ -460,23 +460,6 @@ def console_listener() -> Iterator[tuple[str, socket.socket]]:
         os.rmdir(d)
 
 
-def _read_until(fd: int, needle: bytes) -> bytes:
-    import select
-
-    buf = b""
-
-    def more() -> bool:
-        nonlocal buf
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if ready:
-            try:
-                buf += os.read(fd, 4096)
-            except OSError:  # EIO: the slave side is gone
-                return True
-        return needle in buf
-    helpers.wait_for(more, what=f"{needle!r} on the pty master")
-    return buf
-
 
 def test_console_socket_detached(running: Running, tmp_path: Path,
                                  console_listener: tuple[str, socket.socket]) -> None:
@@ -493,10 +476,10 @@ def test_console_socket_detached(running: Running, tmp_path: Path,
         assert conn.recv(4096) == b""  # one message, then the runtime hangs up
     master = fds[0]
     try:
-        first = _read_until(master, b"\n")
+        first = helpers.read_until(master, b"\n")
         assert re.match(rb"/dev/pts/\d+\r?\n", first), first
         os.write(master, b"hello\n")
-        assert b"got-hello" in _read_until(master, b"got-hello")
+        assert b"got-hello" in helpers.read_until(master, b"got-hello")
     finally:
         os.close(master)
     helpers.wait_for(lambda: ch.gone(pid), what="the exec'd shell to exit")
