@@ -336,3 +336,36 @@ def read_until(fd: int, needle: bytes) -> bytes:
         return needle in buf
     wait_for(more, what=f"{needle!r} on the pty master")
     return buf
+
+
+def podman_seccomp_to_oci(path: str | os.PathLike[str], caps: set[str],
+                          arch: str = "amd64") -> dict[str, Any]:
+    """Resolve a containers/common profile into the OCI linux.seccomp podman would emit.
+
+    The file on disk is not OCI: it has archMap and per-rule includes/excludes
+    on arches and capabilities, which podman evaluates before writing config.json.
+    """
+    d = json.loads(Path(path).read_text())
+    out: dict[str, Any] = {"defaultAction": d["defaultAction"], "syscalls": []}
+    if d.get("defaultErrnoRet") is not None:
+        out["defaultErrnoRet"] = d["defaultErrnoRet"]
+    for m in d.get("archMap") or []:
+        if m["architecture"] == "SCMP_ARCH_X86_64":
+            out["architectures"] = [m["architecture"], *m["subArchitectures"]]
+    for s in d["syscalls"]:
+        inc, exc = s.get("includes") or {}, s.get("excludes") or {}
+        if inc.get("arches") and arch not in inc["arches"]:
+            continue
+        if inc.get("caps") and not all(c in caps for c in inc["caps"]):
+            continue
+        if exc.get("arches") and arch in exc["arches"]:
+            continue
+        if exc.get("caps") and any(c in caps for c in exc["caps"]):
+            continue
+        rule: dict[str, Any] = {"names": s["names"], "action": s["action"]}
+        if s.get("args"):
+            rule["args"] = s["args"]
+        if s.get("errnoRet") is not None:
+            rule["errnoRet"] = s["errnoRet"]
+        out["syscalls"].append(rule)
+    return out

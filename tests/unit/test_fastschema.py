@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import helpers
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -64,43 +65,12 @@ def assert_agree(doc: Any, which: str = "config") -> str | None:
     return want
 
 
-def podman_seccomp(path: Path, caps: set[str], arch: str = "amd64") -> dict[str, Any]:
-    """Resolve a containers/common profile into the OCI linux.seccomp podman would emit.
-
-    Same conversion as test_seccomp.podman_to_oci; kept here so this module does
-    not depend on the native extension that test_seccomp needs.
-    """
-    d = json.loads(path.read_text())
-    out: dict[str, Any] = {"defaultAction": d["defaultAction"], "syscalls": []}
-    if d.get("defaultErrnoRet") is not None:
-        out["defaultErrnoRet"] = d["defaultErrnoRet"]
-    for m in d.get("archMap") or []:
-        if m["architecture"] == "SCMP_ARCH_X86_64":
-            out["architectures"] = [m["architecture"], *m["subArchitectures"]]
-    for s in d["syscalls"]:
-        inc, exc = s.get("includes") or {}, s.get("excludes") or {}
-        if inc.get("arches") and arch not in inc["arches"]:
-            continue
-        if inc.get("caps") and not all(c in caps for c in inc["caps"]):
-            continue
-        if exc.get("arches") and arch in exc["arches"]:
-            continue
-        if exc.get("caps") and any(c in caps for c in exc["caps"]):
-            continue
-        rule: dict[str, Any] = {"names": s["names"], "action": s["action"]}
-        if s.get("args"):
-            rule["args"] = s["args"]
-        if s.get("errnoRet") is not None:
-            rule["errnoRet"] = s["errnoRet"]
-        out["syscalls"].append(rule)
-    return out
-
 
 def podman_like(cid: str = "4f1c" * 16) -> dict[str, Any]:
     """The shape of a config.json podman writes: its seccomp profile, bind mounts, annotations."""
     c = default_config()
     if PODMAN_PROFILE.exists():
-        c["linux"]["seccomp"] = podman_seccomp(PODMAN_PROFILE, PODMAN_DEFAULT_CAPS)
+        c["linux"]["seccomp"] = helpers.podman_seccomp_to_oci(PODMAN_PROFILE, PODMAN_DEFAULT_CAPS)
     else:  # a small stand-in with args, so the seccomp schema is still exercised
         c["linux"]["seccomp"] = {
             "defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38,

@@ -8,7 +8,6 @@ pipe, so they check what the kernel actually does with the exported program.
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import os
 import signal
@@ -17,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import helpers
 import pytest
 
 from pyoci.errors import SpecError
@@ -49,37 +49,8 @@ PODMAN_DEFAULT_CAPS = {
 }
 
 
-def podman_to_oci(path: Path, caps: set[str], arch: str = "amd64") -> dict[str, Any]:
-    """Resolve a containers/common profile into the OCI linux.seccomp podman would emit.
 
-    The file on disk is not OCI: it has archMap and per-rule includes/excludes
-    on arches and capabilities, which podman evaluates before writing config.json.
-    """
-    d = json.loads(path.read_text())
-    out: dict[str, Any] = {"defaultAction": d["defaultAction"], "syscalls": []}
-    if d.get("defaultErrnoRet") is not None:
-        out["defaultErrnoRet"] = d["defaultErrnoRet"]
-    for m in d.get("archMap") or []:
-        if m["architecture"] == "SCMP_ARCH_X86_64":
-            out["architectures"] = [m["architecture"], *m["subArchitectures"]]
-    for s in d["syscalls"]:
-        inc, exc = s.get("includes") or {}, s.get("excludes") or {}
-        if inc.get("arches") and arch not in inc["arches"]:
-            continue
-        if inc.get("caps") and not all(c in caps for c in inc["caps"]):
-            continue
-        if exc.get("arches") and arch in exc["arches"]:
-            continue
-        if exc.get("caps") and any(c in caps for c in exc["caps"]):
-            continue
-        rule: dict[str, Any] = {"names": s["names"], "action": s["action"]}
-        if s.get("args"):
-            rule["args"] = s["args"]
-        if s.get("errnoRet") is not None:
-            rule["errnoRet"] = s["errnoRet"]
-        out["syscalls"].append(rule)
-    return out
-
+podman_to_oci = helpers.podman_seccomp_to_oci
 
 def run_filtered(flt: Filter, fn: Callable[[], int]) -> tuple[int, int | None]:
     """Fork, load ``flt`` in the child, run ``fn``; return (wait status, fn's result or None)."""
