@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -175,3 +176,19 @@ def run_probe(make_bundle: MakeBundle, pyoci_root: Path) -> RunProbe:
                                  root=pyoci_root, timeout=timeout, check=check)
 
     return run
+
+
+@pytest.fixture
+def console_listener() -> Iterator[tuple[str, socket.socket]]:
+    """An AF_UNIX listener for --console-socket, at a short path (sun_path is 108 bytes)."""
+    d = tempfile.mkdtemp(prefix="pyoci-cs-")
+    path = os.path.join(d, "console.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(path)
+    sock.listen(1)
+    try:
+        yield path, sock
+    finally:
+        sock.close()
+        os.unlink(path)
+        os.rmdir(d)

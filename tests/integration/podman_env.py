@@ -435,3 +435,24 @@ def podman_env(rootfs: Path) -> Iterator[PodmanEnv]:
 def parse_oci_log(text: str) -> Mapping[str, Any]:
     """The runtime's ``--log`` file the way podman reads it: one JSON object."""
     return json.loads(text)
+
+
+def checked(env: PodmanEnv) -> Iterator[PodmanEnv]:
+    """Yield ``env``, then fail the test if it left a container or runtime state behind.
+
+    Containers the test forgot are removed first, so one failure doesn't cascade
+    into the tests after it. Use as ``yield from podman_env.checked(podman)``.
+    """
+    import pytest
+
+    before = env.state_dirs()
+    yield env
+    ids = env.podman("ps", "--all", "--quiet", "--no-trunc", check=True).stdout.split()
+    problems = [f"container {cid[:12]} not removed" for cid in ids]
+    problems += env.cleanup_containers()
+    leaked = env.state_dirs() - before
+    problems += [f"state dir {env.state_root / cid} left behind" for cid in sorted(leaked)]
+    for cid in leaked:
+        helpers.run_pyoci("delete", "--force", cid, root=env.state_root, timeout=30)
+    if problems:
+        pytest.fail("; ".join(problems), pytrace=False)

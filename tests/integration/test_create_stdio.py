@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,21 +27,6 @@ def test_stdio_pass_through(make_bundle: Any, pyoci_root: Path, tmp_path: Path) 
     finally:
         ch.force_delete(cid, pyoci_root)
 
-
-@pytest.fixture
-def console_listener() -> Iterator[tuple[str, socket.socket]]:
-    """An AF_UNIX listener at a short path (sun_path is 108 bytes)."""
-    d = tempfile.mkdtemp(prefix="pyoci-cs-")
-    path = os.path.join(d, "console.sock")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.bind(path)
-    sock.listen(1)
-    try:
-        yield path, sock
-    finally:
-        sock.close()
-        os.unlink(path)
-        os.rmdir(d)
 
 
 def _receive_master(sock: socket.socket) -> int:

@@ -445,20 +445,6 @@ def test_tty_foreground_typeahead(running: Running) -> None:
     assert _finish(child) == 3
 
 
-@pytest.fixture
-def console_listener() -> Iterator[tuple[str, socket.socket]]:
-    d = tempfile.mkdtemp(prefix="pyoci-ecs-")
-    path = os.path.join(d, "console.sock")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.bind(path)
-    sock.listen(1)
-    try:
-        yield path, sock
-    finally:
-        sock.close()
-        os.unlink(path)
-        os.rmdir(d)
-
 
 
 def test_console_socket_detached(running: Running, tmp_path: Path,

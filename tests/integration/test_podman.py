@@ -54,17 +54,7 @@ def pm(podman: PodmanEnv) -> Iterator[PodmanEnv]:
     Containers the test forgot are removed first (and the test fails), so one
     failure doesn't cascade into the tests after it.
     """
-    before = podman.state_dirs()
-    yield podman
-    ids = podman.podman("ps", "--all", "--quiet", "--no-trunc", check=True).stdout.split()
-    problems = [f"container {cid[:12]} not removed" for cid in ids]
-    problems += podman.cleanup_containers()
-    leaked = podman.state_dirs() - before
-    problems += [f"state dir {podman.state_root / cid} left behind" for cid in sorted(leaked)]
-    for cid in leaked:
-        helpers.run_pyoci("delete", "--force", cid, root=podman.state_root, timeout=30)
-    if problems:
-        pytest.fail("; ".join(problems), pytrace=False)
+    yield from podman_env.checked(podman)
 
 
 def assert_gone(pm: PodmanEnv, cid: str) -> None:

@@ -52,18 +52,7 @@ def podman_more(rootfs_template: Path) -> Iterator[PodmanEnv]:
 @pytest.fixture
 def pm(podman_more: PodmanEnv) -> Iterator[PodmanEnv]:
     """``podman_more``, checked after each test: no container or state dir left."""
-    before = podman_more.state_dirs()
-    yield podman_more
-    ids = podman_more.podman("ps", "--all", "--quiet", "--no-trunc", check=True).stdout.split()
-    problems = [f"container {cid[:12]} not removed" for cid in ids]
-    problems += podman_more.cleanup_containers()
-    leaked = podman_more.state_dirs() - before
-    problems += [f"state dir {podman_more.state_root / cid} left behind"
-                 for cid in sorted(leaked)]
-    for cid in leaked:
-        helpers.run_pyoci("delete", "--force", cid, root=podman_more.state_root, timeout=30)
-    if problems:
-        pytest.fail("; ".join(problems), pytrace=False)
+    yield from podman_env.checked(podman_more)
 
 
 # ---- helpers -----------------------------------------------------------------

@@ -48,9 +48,8 @@ PODMAN_DEFAULT_CAPS = {
     "CAP_SYS_CHROOT",
 }
 
-
-
 podman_to_oci = helpers.podman_seccomp_to_oci
+
 
 def run_filtered(flt: Filter, fn: Callable[[], int]) -> tuple[int, int | None]:
     """Fork, load ``flt`` in the child, run ``fn``; return (wait status, fn's result or None)."""
