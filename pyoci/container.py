@@ -273,12 +273,13 @@ def _remove_abandoned_cgroup(intent: dict[str, Any]) -> None:
     from pyoci.cgroups.base import remove_created
 
     mgr = from_state(intent)
-    if not mgr.exists():
-        return
-    mgr.kill_all(9)
-    deadline = time.monotonic() + 5
-    while mgr.pids() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    # A create killed half-way through mkdir may have made only some hierarchies'
+    # directories: remove whichever exist, even if the one exists() looks at doesn't.
+    if mgr.exists():
+        mgr.kill_all(9)
+        deadline = time.monotonic() + 5
+        while mgr.pids() and time.monotonic() < deadline:
+            time.sleep(0.01)
     leaves = [p for p in (intent.get("paths") or {}).values() if p]
     if intent.get("unified_root"):
         leaves.append(os.path.join(intent["unified_root"], intent["path"].lstrip("/")))
