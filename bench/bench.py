@@ -471,9 +471,10 @@ class PodmanBench:
         ours = set()
         for p in root.iterdir():
             if CONTAINER_ID.match(p.name):
-                with contextlib.suppress(OSError):
-                    if str(self.base) in (p / "state.json").read_text():
-                        ours.add(p.name)
+                for name in ("state.json", "state.marshal"):  # runc's, pyoci's
+                    with contextlib.suppress(OSError):
+                        if str(self.base).encode() in (p / name).read_bytes():
+                            ours.add(p.name)
         return ours
 
     def podman(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -1,7 +1,6 @@
 """``python -m pyoci``."""
 
-import sys
 
-from pyoci.cli import main
+from pyoci.cli import entry
 
-sys.exit(main())
+entry()

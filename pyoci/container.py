@@ -1,16 +1,15 @@
 """The Python API behind every verb: create, start, state, kill, delete.
 
 This module is on the import path of ``state``, ``start``, ``kill`` and
-``delete``, so it imports nothing heavy at the top: validation, the process
-code and the hooks are imported inside ``create`` and where needed.
+``delete``, so it imports nothing heavy at the top (not even ``os``: ``posix``
+is already loaded): validation, the process code, the hooks and the cgroup
+managers are imported where needed, and the common cases (a stopped
+container's delete, a paused check) read the recorded cgroup paths directly.
 """
 
-from __future__ import annotations
-
-import os
+import posix
 import time
 
-from pyoci import SPEC_VERSION, faults
 from pyoci.errors import ContainerNotFound, IncorrectStatus, PyociError
 from pyoci.state import status as st
 from pyoci.state.store import FIFO, Store
@@ -28,6 +27,14 @@ SIGNALS = {
     "TTOU": 22, "URG": 23, "XCPU": 24, "XFSZ": 25, "VTALRM": 26, "PROF": 27, "WINCH": 28,
     "IO": 29, "POLL": 29, "PWR": 30, "SYS": 31,
 }
+
+
+def _fault(point: str) -> None:
+    """A crash-test fault point (pyoci.faults), loaded only when one is armed."""
+    if b"PYOCI_FAULT" in posix.environ:
+        from pyoci import faults
+
+        faults.point(point)
 
 
 def parse_signal(raw: str) -> int:
@@ -51,39 +58,25 @@ def parse_signal(raw: str) -> int:
 
 
 class Container:
-    def __init__(self, store: Store, cid: str, state: dict[str, Any]) -> None:
+    def __init__(self, store: Store, cid: str, state: "dict[str, Any]") -> None:
         self.store = store
         self.id = cid
         self.state = state
         self.dir = store.dir(cid)
 
     @classmethod
-    def load(cls, store: Store, cid: str) -> Container:
+    def load(cls, store: Store, cid: str) -> "Container":
         return cls(store, cid, store.load(cid))
 
     # -- queries -----------------------------------------------------------
     def status(self) -> str:
-        if self.state.get("status") == st.CREATING and not st.alive(self.state):
-            return st.STOPPED
         return st.derive(self.state, self.dir)
 
-    def oci_state(self) -> dict[str, Any]:
+    def oci_state(self) -> "dict[str, Any]":
         """The state JSON callers parse (CALLERS.md item 9)."""
-        status = self.status()
-        s = self.state
-        return {
-            "ociVersion": SPEC_VERSION,
-            "id": self.id,
-            "pid": s.get("pid", 0) if status != st.STOPPED else 0,
-            "status": status,
-            "bundle": s.get("bundle", ""),
-            "rootfs": s.get("rootfs", ""),
-            "created": s.get("created", ""),
-            "owner": s.get("owner", ""),
-            "annotations": s.get("annotations") or {},
-        }
+        return st.document(self.id, self.state, self.dir)
 
-    def cgroup(self) -> Any:
+    def cgroup(self) -> "Any":
         cg = self.state.get("cgroup")
         if not cg:
             return None
@@ -98,33 +91,33 @@ class Container:
             raise IncorrectStatus("cannot start a container that has stopped")
         if status != st.CREATED:
             raise IncorrectStatus("cannot start an already running container")
-        fifo = os.path.join(self.dir, FIFO)
-        faults.point("start:before-fifo")
+        fifo = f"{self.dir}/{FIFO}"
+        _fault("start:before-fifo")
         fd = self._open_fifo(fifo)
         try:
-            status = os.open(os.path.join(self.dir, STATUS_FIFO),
-                             os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            status = posix.open(f"{self.dir}/{STATUS_FIFO}",
+                                posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
         except FileNotFoundError:
             status = -1
         try:
-            faults.point("start:after-fifo")
+            _fault("start:after-fifo")
             try:
-                os.write(fd, b"0")
+                posix.write(fd, b"0")
             except BrokenPipeError:
                 raise IncorrectStatus("cannot start a container that has stopped") from None
         finally:
-            os.close(fd)
+            posix.close(fd)
         try:
-            os.unlink(fifo)
+            posix.unlink(fifo)
         except FileNotFoundError:
             pass
         if status >= 0:
             try:
                 verdict = self._await_verdict(status)
             finally:
-                os.close(status)
+                posix.close(status)
                 try:
-                    os.unlink(os.path.join(self.dir, STATUS_FIFO))
+                    posix.unlink(f"{self.dir}/{STATUS_FIFO}")
                 except FileNotFoundError:
                     pass
             if verdict != "ok":
@@ -144,19 +137,12 @@ class Container:
         """Read the init's verdict: "ok" just before its exec, or the error that stopped it.
 
         The init holds the fifo open until it execs or exits, so EOF comes only
-        after it has said what it had to say.
+        after it has said what it had to say, and a blocking read is all it takes.
         """
-        import select
-
+        posix.set_blocking(fd, True)  # opened non-blocking only so the open can't wait
         chunks: list[bytes] = []
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
         while True:
-            poller.poll(1000)
-            try:
-                data = os.read(fd, 4096)
-            except BlockingIOError:
-                continue
+            data = posix.read(fd, 4096)
             if not data:
                 break
             chunks.append(data)
@@ -176,7 +162,7 @@ class Container:
         delay = 0.0005
         while True:
             try:
-                return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+                return posix.open(fifo, posix.O_WRONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
             except FileNotFoundError:
                 raise IncorrectStatus("cannot start an already running container") from None
             except OSError as e:
@@ -196,7 +182,7 @@ class Container:
             self._kill_all(sig)
             return
         try:
-            os.kill(self.state["pid"], sig)
+            posix.kill(self.state["pid"], sig)
         except ProcessLookupError:
             raise IncorrectStatus("container not running") from None
 
@@ -206,7 +192,7 @@ class Container:
             cg.kill_all(sig)
         elif st.alive(self.state):
             try:
-                os.kill(self.state["pid"], sig)
+                posix.kill(self.state["pid"], sig)
             except ProcessLookupError:
                 pass
 
@@ -225,18 +211,21 @@ class Container:
                     cg.thaw()
             self._kill_all(9)
             self._wait_gone()
-        faults.point("delete:killed")
-        cg = self.cgroup()
-        if cg is not None:
+        _fault("delete:killed")
+        recorded = self.state.get("cgroup")
+        if recorded:
+            from pyoci.state.recorded_cgroup import remove_if_empty
+        if recorded and not remove_if_empty(recorded):
+            cg = self.cgroup()
             # Whatever is still in the container's cgroup belongs to it: without a pid
             # namespace the init's death leaves the rest alive.
             if cg.exists() and cg.pids():
                 cg.kill_all(9)
                 self._wait_gone()
             cg.destroy()
-        elif self.state.get("cgroup_intent"):
+        elif not recorded and self.state.get("cgroup_intent"):
             _remove_abandoned_cgroup(self.state["cgroup_intent"])
-        faults.point("delete:cgroup")
+        _fault("delete:cgroup")
         self.store.remove(self.id)
         warnings: list[str] = []
         hooks = (self.state.get("hooks") or {}).get("poststop")
@@ -267,7 +256,7 @@ class Container:
             time.sleep(delay)
 
 
-def _remove_abandoned_cgroup(intent: dict[str, Any]) -> None:
+def _remove_abandoned_cgroup(intent: "dict[str, Any]") -> None:
     """A create died between making its cgroup and recording it: remove the leaf."""
     from pyoci.cgroups import from_state
     from pyoci.cgroups.base import remove_created
@@ -282,13 +271,16 @@ def _remove_abandoned_cgroup(intent: dict[str, Any]) -> None:
             time.sleep(0.01)
     leaves = [p for p in (intent.get("paths") or {}).values() if p]
     if intent.get("unified_root"):
-        leaves.append(os.path.join(intent["unified_root"], intent["path"].lstrip("/")))
+        leaves.append(f"{intent['unified_root'].rstrip('/')}/{intent['path'].lstrip('/')}")
     remove_created(leaves)
 
 
 def remove_leftover(store: Store, cid: str) -> None:
     """``delete --force`` of an id with no usable state: clear what a crash left."""
-    path = store.dir(cid)
-    if not os.path.isdir(path):
+    try:
+        is_dir = posix.stat(store.dir(cid)).st_mode & 0o170000 == 0o040000
+    except FileNotFoundError:
+        is_dir = False
+    if not is_dir:
         raise ContainerNotFound(cid)
     store.remove(cid)

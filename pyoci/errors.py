@@ -6,8 +6,6 @@ lower-case and carry the path or value, using runc's wording where callers
 (podman, containerd, CRI-O) match on it.
 """
 
-from __future__ import annotations
-
 
 class PyociError(Exception):
     """Base of every error pyoci reports to a user."""

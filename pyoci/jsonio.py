@@ -5,8 +5,6 @@ more than everything else ``pyoci state`` does. The C accelerator ``_json``
 that ``json`` itself uses is all we need, so the lean commands use it directly.
 """
 
-from __future__ import annotations
-
 import _json
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up
@@ -26,7 +24,7 @@ class _Context:
     memo: dict[str, str] = {}  # noqa: RUF012  - the scanner expects a plain dict
 
     @staticmethod
-    def parse_constant(name: str) -> Any:
+    def parse_constant(name: str) -> "Any":
         raise ValueError(f"invalid constant {name}")
 
 
@@ -34,7 +32,7 @@ _scan = _json.make_scanner(_Context)
 _WS = " \t\n\r"
 
 
-def loads(text: str | bytes) -> Any:
+def loads(text: str | bytes) -> "Any":
     """Parse one JSON document; raise ValueError with the offset on bad input."""
     if isinstance(text, bytes | bytearray):
         text = text.decode("utf-8")
@@ -57,11 +55,11 @@ def loads(text: str | bytes) -> Any:
     return obj
 
 
-def _fail(o: object) -> Any:
+def _fail(o: object) -> "Any":
     raise TypeError(f"object of type {type(o).__name__} is not json serialisable")
 
 
-def dumps(obj: Any, sort_keys: bool = False) -> str:
+def dumps(obj: "Any", sort_keys: bool = False) -> str:
     """Serialise compactly (ASCII only), the way runc writes its state."""
     enc = _json.make_encoder(
         {}, _fail, _json.encode_basestring_ascii, None, ":", ",", sort_keys, False, True

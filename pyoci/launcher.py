@@ -4,8 +4,11 @@ The console script pip writes runs the interpreter with ``site``, which scans
 every ``.pth`` file and imports whatever they name (and its wrapper imports
 ``re``): on some hosts that is several times what ``pyoci state`` costs. The
 launcher starts the same interpreter with ``-I -S`` and puts the directories
-pyoci and its dependencies were installed in on ``sys.path`` itself. It
-replaces the console script in place (by default), so callers keep the path.
+pyoci and its dependencies were installed in on ``sys.path`` itself: pyoci's
+own first, the dependencies' after the standard library, so that the lean
+commands' one standard-library import (``_json``) doesn't list site-packages
+on the way. It replaces the console script in place (by default), so callers
+keep the path.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ import sysconfig
 TEMPLATE = """#!{python} -IS
 # pyoci launcher, written by `python -m pyoci.launcher install`: no site, no .pth scan.
 import sys
-sys.path[:0] = {paths!r}
-from pyoci.cli import main
-sys.exit(main())
+sys.path[:0] = {first!r}
+sys.path += {last!r}
+from pyoci.cli import entry
+entry()
 """
 
 
@@ -27,11 +31,11 @@ def launcher_text() -> str:
     import pyoci
 
     here = os.path.dirname(os.path.dirname(os.path.realpath(pyoci.__file__)))
-    paths: list[str] = []
-    for p in (here, sysconfig.get_path("purelib"), sysconfig.get_path("platlib")):
-        if p and p not in paths:
-            paths.append(p)
-    return TEMPLATE.format(python=os.path.realpath(sys.executable), paths=paths)
+    last: list[str] = []
+    for p in (sysconfig.get_path("purelib"), sysconfig.get_path("platlib")):
+        if p and p != here and p not in last:
+            last.append(p)
+    return TEMPLATE.format(python=os.path.realpath(sys.executable), first=[here], last=last)
 
 
 def install(path: str) -> None:

@@ -337,10 +337,9 @@ class V1Manager(Manager):
         self._freezer_state("THAWED")
 
     def frozen(self) -> bool:
-        d = self.paths.get("freezer")
-        if d is None:
-            return False
-        return read_optional(os.path.join(d, "freezer.state")) == "FROZEN"
+        from pyoci.state.recorded_cgroup import frozen  # the one reading `state` uses too
+
+        return frozen(self.to_state())
 
     def has_freezer(self) -> bool:
         return "freezer" in self.paths and os.path.isdir(self.paths["freezer"])

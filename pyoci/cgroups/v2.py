@@ -457,7 +457,9 @@ class V2Manager(Manager):
         freeze_dir(self.dir, False)
 
     def frozen(self) -> bool:
-        return read_optional(os.path.join(self.dir, "cgroup.freeze")) == "1"
+        from pyoci.state.recorded_cgroup import frozen  # the one reading `state` uses too
+
+        return frozen(self.to_state())
 
     def has_freezer(self) -> bool:
         return _exists(self.dir, "cgroup.freeze")

@@ -3,20 +3,145 @@
 This is the only layer that prints or picks exit codes. Parsing is done by
 hand rather than with argparse: ``state``, ``start``, ``kill`` and ``delete``
 run several times per container and argparse alone costs more than the whole
-of ``pyoci state``. Each verb's module is imported only when that verb runs.
+of ``pyoci state``. Each verb's module is imported only when that verb runs;
+the flag syntax lives here too, since every verb needs it.
+
+Flags are Go-flag style, as runc's callers use them: ``--flag value``,
+``--flag=value``, ``-flag value`` (Go's single-dash long form, e.g. go-runc's
+``-no-subreaper``), short aliases, and ``--bool=true|false``. Flags may follow
+positionals, except for verbs such as ``exec`` whose trailing arguments
+belong to the container process.
+
+The lean verbs use ``posix`` rather than ``os``: the interpreter has ``posix``
+loaded before the first line runs, while ``import os`` (and the
+``_collections_abc`` it pulls in) costs a sixth of a bare interpreter start.
 """
 
-from __future__ import annotations
-
-import os
+import posix
 import sys
 
-from pyoci.cli.args import Flag, ParsedArgs, parse
 from pyoci.errors import PyociError, UsageError
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up
 if TYPE_CHECKING:
     from typing import Any
+
+# Plain classes, not dataclasses: importing dataclasses (and typing) costs more
+# than everything else `pyoci state` does.
+
+
+class Flag:
+    __slots__ = ("default", "help", "name", "repeat", "short", "value")
+
+    def __init__(self, name: str, short: str = "", *, value: bool = False, repeat: bool = False,
+                 help: str = "", default: object = None) -> None:
+        self.name = name
+        self.short = short
+        self.value = value  # takes a value
+        self.repeat = repeat  # may be given more than once; collected into a list
+        self.help = help
+        self.default = default
+
+    def usage(self) -> str:
+        names = f"--{self.name}" + (f", -{self.short}" if self.short else "")
+        if self.value:
+            names += " value"
+        return f"{names:<28}{self.help}"
+
+
+class ParsedArgs:
+    __slots__ = ("values",)
+
+    def __init__(self, values: dict[str, object] | None = None) -> None:
+        self.values = values if values is not None else {}
+
+    def get(self, name: str, default: object = None) -> object:
+        return self.values.get(name, default)
+
+    def __getitem__(self, name: str) -> object:
+        return self.values[name]
+
+
+_TRUE = {"true", "1", "t", "yes"}
+_FALSE = {"false", "0", "f", "no"}
+
+
+def parse(
+    flags: list[Flag], argv: list[str], stop_at_positional: bool = False
+) -> tuple[ParsedArgs, list[str]]:
+    by_name: dict[str, Flag] = {}
+    for f in flags:
+        by_name[f.name] = f
+        if f.short:
+            by_name[f.short] = f
+    if "help" not in by_name:
+        by_name["help"] = by_name["h"] = Flag("help", "h")
+    out = ParsedArgs({f.name: ([] if f.repeat else f.default) for f in flags})
+    positional: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if arg == "--":
+            positional.extend(argv[i:])
+            break
+        if len(arg) < 2 or arg[0] != "-" or (stop_at_positional and positional):
+            positional.append(arg)
+            if stop_at_positional:
+                positional.extend(argv[i:])
+                break
+            continue
+        body = arg[2:] if arg.startswith("--") else arg[1:]
+        name, eq, inline = body.partition("=")
+        flag = by_name.get(name)
+        if flag is None:
+            raise UsageError(f"flag provided but not defined: -{name}")
+        if flag.value:
+            if eq:
+                val = inline
+            elif i < len(argv):
+                val = argv[i]
+                i += 1
+            else:
+                raise UsageError(f"flag needs an argument: -{name}")
+            if flag.repeat:
+                out.values[flag.name].append(val)  # type: ignore[union-attr]
+            else:
+                out.values[flag.name] = val
+        else:
+            if eq:
+                low = inline.lower()
+                if low in _TRUE:
+                    out.values[flag.name] = True
+                elif low in _FALSE:
+                    out.values[flag.name] = False
+                else:
+                    raise UsageError(f'invalid boolean value "{inline}" for -{name}')
+            else:
+                out.values[flag.name] = True
+    return out, positional
+
+
+def int_flag(flags: ParsedArgs, name: str, default: int = 0) -> int:
+    raw = flags.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(str(raw), 0)
+    except ValueError:
+        raise UsageError(f'invalid value "{raw}" for flag -{name}: parse error') from None
+
+
+def one_id(args: list[str], verb: str) -> str:
+    """The container-id positional that most verbs take, with runc's wording."""
+    if len(args) != 1:
+        if not args:
+            raise UsageError(f'"{verb}" requires exactly 1 argument(s): container id is missing')
+        raise UsageError(f'"{verb}" requires exactly 1 argument(s)')
+    from pyoci.state.store import check_id
+
+    return check_id(args[0])
+
 
 GLOBAL_FLAGS = [
     Flag("root", value=True, help="root directory for storage of container state"),
@@ -59,11 +184,12 @@ class Context:
         self.flags = flags
         root = flags.get("root")
         if not root:
-            if os.geteuid() == 0 or not os.environ.get("XDG_RUNTIME_DIR"):
+            runtime_dir = posix.environ.get(b"XDG_RUNTIME_DIR")
+            if posix.geteuid() == 0 or not runtime_dir:
                 root = "/run/pyoci"
             else:
-                root = os.path.join(os.environ["XDG_RUNTIME_DIR"], "pyoci")
-        self.root: str = os.path.abspath(root)
+                root = runtime_dir.decode(errors="surrogateescape") + "/pyoci"
+        self.root: str = absolute(str(root))
         self.debug = bool(flags.get("debug"))
         self.log_path: str | None = flags.get("log") or None
         fmt = flags.get("log-format") or "text"
@@ -73,17 +199,31 @@ class Context:
         rootless = flags.get("rootless")
         if rootless not in (None, "true", "false", "auto"):
             raise UsageError(f"invalid --rootless value: {rootless} (want true, false or auto)")
-        if rootless == "true" and os.geteuid() == 0:
+        if rootless == "true" and posix.geteuid() == 0:
             raise UsageError("--rootless=true needs a non-root user; pyoci runs rootful as root")
         if flags.get("systemd-cgroup"):
             raise UsageError(
                 "systemd cgroup driver is not supported by pyoci: run without --systemd-cgroup"
             )
 
-    def store(self) -> Any:
+    def store(self) -> "Any":
         from pyoci.state.store import Store
 
         return Store(self.root)
+
+
+def absolute(path: str) -> str:
+    """``os.path.abspath`` without importing ``os``: join to the cwd, fold ``.``/``..``."""
+    if not path.startswith("/"):
+        path = f"{posix.getcwd()}/{path}"
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part == "..":
+            if parts:
+                parts.pop()
+        elif part and part != ".":
+            parts.append(part)
+    return "/" + "/".join(parts)
 
 
 def _usage() -> str:
@@ -105,18 +245,34 @@ def _version() -> str:
 
 
 def _commit() -> str:
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    here = absolute(__file__).rsplit("/", 2)[0]
     try:
-        with open(os.path.join(here, "COMMIT")) as f:
+        with open(f"{here}/COMMIT") as f:
             return f.read().strip() or "unknown"
     except OSError:
         return "unknown"
 
 
+def entry() -> None:
+    """The console script: :func:`main`, then exit without the interpreter's finalisation.
+
+    Tearing the interpreter down (freeing every module and object one by one)
+    costs about a fifth of a bare interpreter start, as much as all the work
+    ``pyoci state`` does. pyoci keeps no threads, no atexit handlers and no
+    open buffered files, so once the standard streams are flushed there is
+    nothing left for finalisation to do.
+    """
+    status = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            status = status or 120  # what CPython exits with when it can't flush stdout
+    posix._exit(status)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``pyoci`` console script; returns the exit status."""
-    from pyoci.cli import log
-
     argv = sys.argv[1:] if argv is None else argv
     ctx: Context | None = None
     try:
@@ -125,7 +281,10 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(_version())
             return 0
         ctx = Context(flags)
-        log.configure(ctx.log_path, ctx.log_format, ctx.debug)
+        if ctx.log_path or ctx.debug:  # the defaults need no import of the log module
+            from pyoci.cli import log
+
+            log.configure(ctx.log_path, ctx.log_format, ctx.debug)
         if not rest or flags.get("help"):
             if rest and rest[0] in COMMANDS:
                 return _run_verb(ctx, rest[0], ["--help"])
@@ -135,22 +294,29 @@ def main(argv: list[str] | None = None) -> int:
         if verb not in COMMANDS:
             raise UsageError(f"no such command: {verb}")
         return _run_verb(ctx, verb, rest[1:])
-    except PyociError as e:
+    except (Exception, KeyboardInterrupt) as e:
+        return _fail(e, ctx is not None and ctx.debug)
+
+
+def _fail(e: BaseException, debug: bool) -> int:
+    """Log the one line a caller reads; pick the exit status. A traceback only with --debug."""
+    from pyoci.cli import log
+
+    if isinstance(e, PyociError):
         log.error(str(e))
         return int(getattr(e, "exit_code", 1))
-    except OSError as e:
+    if isinstance(e, OSError):
         log.error(log.describe_oserror(e))
         return 1
-    except KeyboardInterrupt:
+    if isinstance(e, KeyboardInterrupt):
         log.error("interrupted")
         return 130
-    except Exception as e:  # never a traceback for the user, unless --debug
-        if ctx is not None and ctx.debug:
-            import traceback
+    if debug:
+        import traceback
 
-            traceback.print_exc()
-        log.error(f"internal error: {type(e).__name__}: {e}")
-        return 1
+        traceback.print_exc()
+    log.error(f"internal error: {type(e).__name__}: {e}")
+    return 1
 
 
 def _run_verb(ctx: Context, verb: str, argv: list[str]) -> int:
@@ -164,7 +330,7 @@ def _run_verb(ctx: Context, verb: str, argv: list[str]) -> int:
     return command.run(ctx, flags, args)
 
 
-def command_help(verb: str, command: Any) -> str:
+def command_help(verb: str, command: "Any") -> str:
     text = [
         f"NAME:\n   pyoci {verb} - {COMMANDS[verb][1]}\n",
         f"USAGE:\n   pyoci {verb} {command.USAGE}\n",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyoci.cli.args import Flag, ParsedArgs, int_flag, one_id
+from pyoci.cli import Flag, ParsedArgs, int_flag, one_id
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up
 if TYPE_CHECKING:

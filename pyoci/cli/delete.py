@@ -1,8 +1,6 @@
 """pyoci delete [--force] <id>."""
 
-from __future__ import annotations
-
-from pyoci.cli.args import Flag, ParsedArgs, one_id
+from pyoci.cli import Flag, ParsedArgs, one_id
 from pyoci.errors import ContainerNotFound
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up
@@ -13,7 +11,7 @@ USAGE = "[command options] <container-id>"
 FLAGS = [Flag("force", "f", help="forcibly delete the container if it is still running")]
 
 
-def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
+def run(ctx: "Any", flags: ParsedArgs, args: list[str]) -> int:
     from pyoci.cli import log
     from pyoci.container import Container, remove_leftover
 

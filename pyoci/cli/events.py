@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from pyoci.cli.args import Flag, ParsedArgs, one_id
+from pyoci.cli import Flag, ParsedArgs, one_id
 from pyoci.errors import IncorrectStatus, UsageError
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up

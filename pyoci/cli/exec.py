@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from pyoci.cli.args import Flag, ParsedArgs, int_flag
+from pyoci.cli import Flag, ParsedArgs, int_flag
 from pyoci.errors import IncorrectStatus, PyociError, UsageError
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from pyoci.cli.args import Flag, ParsedArgs
+from pyoci.cli import Flag, ParsedArgs
 from pyoci.errors import UsageError
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up

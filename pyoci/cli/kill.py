@@ -1,8 +1,6 @@
 """pyoci kill <id> [signal]."""
 
-from __future__ import annotations
-
-from pyoci.cli.args import Flag, ParsedArgs
+from pyoci.cli import Flag, ParsedArgs
 from pyoci.errors import UsageError
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up
@@ -13,7 +11,7 @@ USAGE = "[command options] <container-id> [signal]"
 FLAGS = [Flag("all", "a", help="send the specified signal to all processes inside the container")]
 
 
-def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
+def run(ctx: "Any", flags: ParsedArgs, args: list[str]) -> int:
     from pyoci.container import Container, parse_signal
     from pyoci.state.store import check_id
 

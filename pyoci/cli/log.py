@@ -7,9 +7,7 @@ error line, so at the default level only the error itself is written there;
 warnings and debug lines reach the file only with ``--debug``.
 """
 
-from __future__ import annotations
-
-import os
+import posix
 import sys
 import time
 
@@ -40,11 +38,12 @@ def _write_file(level: str, msg: str) -> None:
         quoted = msg.replace("\\", "\\\\").replace('"', '\\"')
         line = f'time="{_timestamp()}" level={level} msg="{quoted}"'
     try:
-        fd = os.open(_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = posix.open(_path, posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC,
+                        0o644)
         try:
-            os.write(fd, (line + "\n").encode())
+            posix.write(fd, (line + "\n").encode())
         finally:
-            os.close(fd)
+            posix.close(fd)
     except OSError:
         pass
 

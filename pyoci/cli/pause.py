@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyoci.cli.args import Flag, ParsedArgs, one_id
+from pyoci.cli import Flag, ParsedArgs, one_id
 from pyoci.errors import IncorrectStatus, PyociError
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from pyoci.cli.args import Flag, ParsedArgs, one_id
+from pyoci.cli import Flag, ParsedArgs, one_id
 from pyoci.cli.create import FLAGS as CREATE_FLAGS
 from pyoci.cli.create import options
 

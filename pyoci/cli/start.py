@@ -1,8 +1,6 @@
 """pyoci start."""
 
-from __future__ import annotations
-
-from pyoci.cli.args import Flag, ParsedArgs, one_id
+from pyoci.cli import Flag, ParsedArgs, one_id
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up
 if TYPE_CHECKING:
@@ -12,7 +10,7 @@ USAGE = "<container-id>"
 FLAGS: list[Flag] = []
 
 
-def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
+def run(ctx: "Any", flags: ParsedArgs, args: list[str]) -> int:
     from pyoci.container import Container
 
     cid = one_id(args, "start")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from pyoci.cli.args import Flag, ParsedArgs, one_id
+from pyoci.cli import Flag, ParsedArgs, one_id
 from pyoci.errors import IncorrectStatus, UsageError
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up

@@ -2,28 +2,32 @@
 
 Layout of ``<root>/<id>/``:
 
-- ``state.json``: what later commands need (pid and its start time, bundle,
+- ``state.marshal``: what later commands need (pid and its start time, bundle,
   cgroup manager state, hooks), written atomically so a reader never sees a
-  partial file;
+  partial file. It is private to pyoci (callers read ``pyoci state``), so it
+  is in ``marshal`` format: the module is loaded before Python runs a line,
+  while reading JSON would load the ``_json`` extension, which costs the
+  lean commands more than all their own work. ``marshal`` reads what any
+  Python 3 wrote for these plain types (dicts, lists, strings, numbers);
 - ``config.json``: the validated config, read only by commands that need it;
 - ``exec.fifo``: present from ``create`` until ``start`` (the status is
   *created* while it exists);
 - the directory itself is the ``flock`` that serialises commands on one container.
+
+``state``, ``start``, ``kill`` and ``delete`` read this on every call, so it uses
+``posix`` directly: ``import os`` alone costs a sixth of the interpreter's start.
 """
 
-from __future__ import annotations
+import marshal
+import posix
 
-import errno
-import os
-
-from pyoci import jsonio
 from pyoci.errors import ContainerExists, ContainerNotFound, StateError, UsageError
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up
 if TYPE_CHECKING:
     from typing import Any
 
-STATE_FILE = "state.json"
+STATE_FILE = "state.marshal"
 CONFIG_FILE = "config.json"
 FIFO = "exec.fifo"
 
@@ -47,30 +51,30 @@ def write_atomic(path: str, data: bytes | str, mode: int = 0o600, durable: bool 
     """
     if isinstance(data, str):
         data = data.encode()
-    tmp = f"{path}.{os.getpid()}.tmp"
+    tmp = f"{path}.{posix.getpid()}.tmp"
     try:
         _write_atomic(path, tmp, data, mode, durable)
     except OSError as e:
         if e.filename:
             raise
-        raise OSError(e.errno, f"write {path}: {os.strerror(e.errno or 0).lower()}") from None
+        raise OSError(e.errno, f"write {path}: {posix.strerror(e.errno or 0).lower()}") from None
 
 
 def _write_atomic(path: str, tmp: str, data: bytes, mode: int, durable: bool) -> None:
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC, mode)
     try:
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[posix.write(fd, view):]
         if durable:
-            os.fsync(fd)
+            posix.fsync(fd)
     except BaseException:
-        os.close(fd)
+        posix.close(fd)
         _unlink_quiet(tmp)
         raise
-    os.close(fd)
+    posix.close(fd)
     try:
-        os.rename(tmp, path)
+        posix.rename(tmp, path)
     except BaseException:
         _unlink_quiet(tmp)
         raise
@@ -78,9 +82,17 @@ def _write_atomic(path: str, tmp: str, data: bytes, mode: int, durable: bool) ->
 
 def _unlink_quiet(path: str) -> None:
     try:
-        os.unlink(path)
+        posix.unlink(path)
     except OSError:
         pass
+
+
+def exists(path: str) -> bool:
+    try:
+        posix.stat(path)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 class Store:
@@ -90,9 +102,11 @@ class Store:
         self.root = root
 
     def dir(self, cid: str) -> str:
-        return os.path.join(self.root, check_id(cid))
+        return f"{self.root}/{check_id(cid)}"
 
     def ensure_root(self) -> None:
+        import os  # only create makes the root
+
         try:
             os.makedirs(self.root, mode=0o700, exist_ok=True)
         except OSError as e:
@@ -103,7 +117,7 @@ class Store:
         self.ensure_root()
         path = self.dir(cid)
         try:
-            os.mkdir(path, 0o711)
+            posix.mkdir(path, 0o711)
         except FileExistsError:
             raise ContainerExists(cid) from None
         except OSError as e:
@@ -111,32 +125,33 @@ class Store:
         return path
 
     def exists(self, cid: str) -> bool:
-        return os.path.exists(os.path.join(self.dir(cid), STATE_FILE))
+        return exists(f"{self.dir(cid)}/{STATE_FILE}")
 
-    def load(self, cid: str) -> dict[str, Any]:
-        path = os.path.join(self.dir(cid), STATE_FILE)
+    def load(self, cid: str) -> "dict[str, Any]":
+        path = f"{self.dir(cid)}/{STATE_FILE}"
         try:
-            with open(path, "rb") as f:
-                raw = f.read()
-        except FileNotFoundError:
-            raise ContainerNotFound(cid) from None
-        except NotADirectoryError:
+            raw = read_file(path)
+        except (FileNotFoundError, NotADirectoryError):
             raise ContainerNotFound(cid) from None
         try:
-            return jsonio.loads(raw)
-        except ValueError as e:
+            state = marshal.loads(raw)
+        except (ValueError, EOFError, TypeError) as e:
             raise StateError(f"corrupt state file {path}: {e}") from None
+        if not isinstance(state, dict):
+            raise StateError(f"corrupt state file {path}: not a mapping")
+        return state
 
-    def save(self, cid: str, state: dict[str, Any], durable: bool = True) -> None:
-        path = os.path.join(self.dir(cid), STATE_FILE)
+    def save(self, cid: str, state: "dict[str, Any]", durable: bool = True) -> None:
+        path = f"{self.dir(cid)}/{STATE_FILE}"
         try:
-            write_atomic(path, jsonio.dumps(state), durable=durable)
+            write_atomic(path, marshal.dumps(state), durable=durable)
         except OSError as e:
             raise StateError(f"write state file {path}: {e.strerror.lower()}") from e
 
-    def load_config(self, cid: str) -> dict[str, Any]:
-        with open(os.path.join(self.dir(cid), CONFIG_FILE), "rb") as f:
-            return jsonio.loads(f.read())
+    def load_config(self, cid: str) -> "dict[str, Any]":
+        from pyoci import jsonio
+
+        return jsonio.loads(read_file(f"{self.dir(cid)}/{CONFIG_FILE}"))
 
     def lock(self, cid: str) -> int:
         """Take the container's lock; returns the fd to pass to :meth:`unlock`.
@@ -150,22 +165,22 @@ class Store:
 
         path = self.dir(cid)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            fd = posix.open(path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
         except (FileNotFoundError, NotADirectoryError):
             raise ContainerNotFound(cid) from None
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
-            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            same = posix.stat(path).st_ino == posix.fstat(fd).st_ino
         except FileNotFoundError:
             same = False
         if not same:
-            os.close(fd)
+            posix.close(fd)
             raise ContainerNotFound(cid)
         return fd
 
     @staticmethod
     def unlock(fd: int) -> None:
-        os.close(fd)
+        posix.close(fd)
 
     def remove(self, cid: str) -> None:
         """Remove the directory and everything in it (files only: no mounts live here).
@@ -174,32 +189,45 @@ class Store:
         half-finished removal never looks like a container.
         """
         path = self.dir(cid)
-        trash = os.path.join(self.root, ".trash")
+        trash = f"{self.root}/.trash"
         try:
-            os.mkdir(trash, 0o700)
+            posix.mkdir(trash, 0o700)
         except FileExistsError:
             pass
         except OSError as e:
             raise StateError(f"create {trash}: {(e.strerror or '').lower()}") from e
-        doomed = os.path.join(trash, f"{cid}.{os.getpid()}")
+        doomed = f"{trash}/{cid}.{posix.getpid()}"
         try:
-            os.rename(path, doomed)
+            posix.rename(path, doomed)
         except FileNotFoundError:
             return
         except OSError as e:
             raise StateError(f"remove state directory {path}: {(e.strerror or '').lower()}") from e
-        for name in os.listdir(doomed):
-            _unlink_quiet(os.path.join(doomed, name))
+        for name in posix.listdir(doomed):
+            _unlink_quiet(f"{doomed}/{name}")
         try:
-            os.rmdir(doomed)
+            posix.rmdir(doomed)
+        except FileNotFoundError:
+            pass
         except OSError as e:
-            if e.errno != errno.ENOENT:
-                raise StateError(f"remove state directory {doomed}: "
-                                 f"{(e.strerror or '').lower()}") from e
+            raise StateError(f"remove state directory {doomed}: "
+                             f"{(e.strerror or '').lower()}") from e
 
     def ids(self) -> list[str]:
         try:
-            names = os.listdir(self.root)
+            names = posix.listdir(self.root)
         except FileNotFoundError:
             return []
-        return sorted(n for n in names if os.path.exists(os.path.join(self.root, n, STATE_FILE)))
+        return sorted(n for n in names if exists(f"{self.root}/{n}/{STATE_FILE}"))
+
+
+def read_file(path: str) -> bytes:
+    """The whole file, with one ``read`` for the small files kept here."""
+    fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
+    try:
+        chunks = [posix.read(fd, 65536)]
+        while chunks[-1]:
+            chunks.append(posix.read(fd, 65536))
+    finally:
+        posix.close(fd)
+    return b"".join(chunks)

@@ -3,7 +3,6 @@ still finds and removes them through the recorded intent (pyoci/create.py)."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import helpers
 import pytest
 
 from pyoci.cgroups import manager_for
+from pyoci.state.store import Store
 
 pytestmark = pytest.mark.integration
 
@@ -22,11 +22,11 @@ def test_partial_cgroup_is_removed(pyoci_root: Path) -> None:
     made = paths[len(paths) // 2]  # only one hierarchy got its directory
     os.makedirs(made)
     (pyoci_root / cid).mkdir(mode=0o711)
-    (pyoci_root / cid / "state.json").write_text(json.dumps({
+    Store(str(pyoci_root)).save(cid, {
         "ociVersion": "1.3.0", "id": cid, "pid": 0, "status": "creating", "bundle": "/",
         "rootfs": "/", "created": "", "owner": "", "annotations": {}, "cgroup": None,
         "cgroup_intent": intent, "hooks": {}, "pidns": True,
-    }))
+    })
     try:
         helpers.run_pyoci("delete", "--force", cid, root=pyoci_root, check=True)
         assert not os.path.exists(made)

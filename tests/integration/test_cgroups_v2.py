@@ -255,10 +255,10 @@ def test_init_is_cloned_straight_into_its_cgroup(
     make_bundle: Callable[..., Path], pyoci_root: Path
 ) -> None:
     """clone3(CLONE_INTO_CGROUP): the init never runs outside its cgroup (no procs write)."""
-    import json
+    from pyoci.state.store import Store
 
     with running(make_bundle, pyoci_root, SLEEP) as cid:
-        state = json.loads((pyoci_root / cid / "state.json").read_text())
+        state = Store(str(pyoci_root)).load(cid)
         assert state["cgroup_placement"] == "clone3"
         pid = helpers.state(cid, pyoci_root)["pid"]
         assert str(pid) in _read(cid, "cgroup.procs").split()

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 
 MARKER = "HOST-MARKER-do-not-see"
 # What a cwd in a host directory would list: the state dir, or the fd we hand in.
-HOST_NAMES = ("state.json", "exec.fifo", MARKER)
+HOST_NAMES = ("state.marshal", "exec.fifo", MARKER)
 FD_RANGE = range(3, 11)
 
 

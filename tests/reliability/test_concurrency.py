@@ -7,6 +7,7 @@ so the GIL doesn't serialise the runtime; 16 workers keep both cores busy.
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import random
 import threading
@@ -125,7 +126,7 @@ def test_kill_delete_state_free_for_all(make_bundle: Any, pyoci_root: Path) -> N
 
 
 def test_readers_never_see_partial_state(make_bundle: Any, pyoci_root: Path) -> None:
-    """``state`` and raw reads of state.json/config.json while pause/resume/update run."""
+    """``state`` and raw reads of the state record and config.json while pause/resume/update run."""
     bundle = make_bundle(["/probe", "sleep", "inf"])
     cid = rh.new_id("rd")
     snap = rh.Snapshot(pyoci_root)
@@ -160,11 +161,11 @@ def test_readers_never_see_partial_state(make_bundle: Any, pyoci_root: Path) -> 
 
     def raw_reader() -> None:
         while not stop.is_set():
-            for name in ("state.json", "config.json"):
+            for name, parse in (("state.marshal", marshal.loads), ("config.json", json.loads)):
                 data = (state_dir / name).read_bytes()
                 try:
-                    json.loads(data)
-                except ValueError:
+                    parse(data)
+                except (ValueError, EOFError):
                     problems.append(f"partial {name}: {data[:200]!r}")
                 counts["raw_reads"] += 1
 
