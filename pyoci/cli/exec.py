@@ -6,6 +6,7 @@ process's own exit status.
 
 from __future__ import annotations
 
+import gc
 import os
 
 from pyoci.cli import Flag, ParsedArgs, int_flag
@@ -39,6 +40,11 @@ FLAGS = [
 
 
 def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
+    # No cycle collection while setting up: a short, bounded run, and the collector
+    # would otherwise walk every object the imports make, several times over.
+    # _run turns it back on (frozen) before waiting on a process that may run for days.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         return _run(ctx, flags, args)
     except PyociError as e:
@@ -49,14 +55,18 @@ def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
                          else (e.strerror or str(e)).lower())
         err.exit_code = 255  # type: ignore[attr-defined]
         raise err from None
+    finally:
+        gc.freeze()  # what setup made stays: later collections skip it
+        if collecting:
+            gc.enable()
 
 
-def _process(ctx: Any, flags: ParsedArgs, args: list[str], config: dict[str, Any],
+def _process(flags: ParsedArgs, args: list[str], base: dict[str, Any],
              cache: str) -> dict[str, Any]:
-    from pyoci.spec.load import _read_bytes, parse_json
-    from pyoci.spec.validate import validate_process
-
     if flags.get("process"):
+        from pyoci.spec.load import _read_bytes, parse_json
+        from pyoci.spec.validate import validate_process
+
         path = os.path.abspath(str(flags.get("process")))
         raw = _read_bytes(path, "process.json")
         process = parse_json(raw, "process.json")
@@ -64,7 +74,6 @@ def _process(ctx: Any, flags: ParsedArgs, args: list[str], config: dict[str, Any
         return process
     if not args:
         raise UsageError("exec: no command given (args or --process)")
-    base = config.get("process") or {}
     process: dict[str, Any] = {
         "terminal": bool(flags.get("tty")),
         "args": list(args),
@@ -102,17 +111,43 @@ def _process(ctx: Any, flags: ParsedArgs, args: list[str], config: dict[str, Any
         process["apparmorProfile"] = flags.get("apparmor")
     if flags.get("process-label"):
         process["selinuxLabel"] = flags.get("process-label")
-    # The schema check is cached on the process's canonical bytes: the same exec
-    # (a health check, say) must not pay for importing jsonschema every time.
-    from pyoci import jsonio
+    if not _flags_valid(process):
+        # The reference check words the error; it imports jsonschema only on a miss.
+        from pyoci import jsonio
+        from pyoci.spec.validate import validate_process
 
-    validate_process(process, jsonio.dumps(process, sort_keys=True).encode(), cache)
+        validate_process(process, jsonio.dumps(process, sort_keys=True).encode(), cache)
     return process
+
+
+_MAX_ID = 1 << 32
+
+
+def _flags_valid(process: dict[str, Any]) -> bool:
+    """Whether the fields the command line can set are certainly valid.
+
+    Everything else was copied from the container's config.json, which is stored
+    validated, so only what the flags put in needs checking: the strings (no NUL,
+    ``cwd`` absolute) and the ids (uint32). False sends the process through the
+    full validator, which then words the error exactly as it always has.
+    """
+    strings = [*process["args"], *process["env"], process["cwd"]]
+    for sets in (process.get("capabilities") or {}).values():
+        strings += sets if isinstance(sets, list) else [None]
+    for key in ("apparmorProfile", "selinuxLabel"):
+        if key in process:
+            strings.append(process[key])
+    if not process["args"] or not process["cwd"].startswith("/") or any(
+            type(s) is not str or "\0" in s for s in strings):
+        return False
+    user = process["user"]
+    ids = [user.get("uid"), user.get("gid"), *(user.get("additionalGids") or [])]
+    return all(type(i) is int and 0 <= i < _MAX_ID for i in ids)
 
 
 def _run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
     from pyoci.container import Container
-    from pyoci.spec import plan as planmod
+    from pyoci.process import execplan
     from pyoci.state import status as st
     from pyoci.state.store import check_id, write_atomic
 
@@ -126,9 +161,10 @@ def _run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
         raise IncorrectStatus("cannot exec in a stopped container")
     if status == st.PAUSED and not flags.get("ignore-paused"):
         raise IncorrectStatus("cannot exec in a paused container (use --ignore-paused)")
-    config = store.load_config(cid)
-    cache = os.path.join(store.root, ".cache")
-    process = _process(ctx, flags, args[1:], config, cache)
+    cache = f"{store.root}/.cache"
+    base = execplan.load(store.dir(cid), cid, container.state.get("bundle", ""),
+                         f"{cache}/seccomp")
+    process = _process(flags, args[1:], base.process, cache)
     from pyoci.linux import lsm
 
     lsm.check_available(process, {}, "process")
@@ -138,15 +174,13 @@ def _run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
         raise PyociError("cannot allocate tty if pyoci will detach without setting console socket")
     if console_socket and not process.get("terminal"):
         raise PyociError("cannot use console socket if pyoci will not detach or allocate tty")
-    cfg = {**config, "process": process}
-    plan = planmod.build(cid, container.state.get("bundle", ""), cfg,
-                         preserve_fds=int_flag(flags, "preserve-fds"),
-                         console_socket=console_socket,  # type: ignore[arg-type]
-                         cache_dir=os.path.join(cache, "seccomp"))
-    from pyoci.cli import log
+    plan = base.plan(process, preserve_fds=int_flag(flags, "preserve-fds"),
+                     console_socket=console_socket)  # type: ignore[arg-type]
+    if plan.warnings:
+        from pyoci.cli import log
 
-    for w in plan.warnings:
-        log.warning(w)
+        for w in plan.warnings:
+            log.warning(w)
     console = ours = None
     if process.get("terminal"):
         if console_socket:
@@ -159,9 +193,10 @@ def _run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
             a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
             ours, console = a.detach(), b.detach()
     from pyoci.process.tenant import spawn_exec
+    from pyoci.state.recorded_cgroup import placer
 
-    cg = container.cgroup()
-    place = cg.apply if cg else (lambda p: None)
+    cg_state = container.state.get("cgroup")
+    place = placer(cg_state) if cg_state else (lambda p: None)
     if flags.get("cgroup"):
         place = _sub_cgroup_placer(container.state.get("cgroup") or {},
                                    list(flags.get("cgroup") or []), place)  # type: ignore[arg-type]
@@ -174,6 +209,8 @@ def _run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
         write_atomic(os.path.abspath(str(flags.get("pid-file"))), str(pid), 0o644)
     if detach:
         return 0
+    gc.freeze()  # what setup made is permanent: later collections skip it
+    gc.enable()
     from pyoci.cli.run import _forward_signals, _reaped, _wait
 
     restore = _forward_signals(pid)

@@ -1,9 +1,12 @@
 """``exec``: a new process inside a running container.
 
-It joins every namespace of the container's init (the user namespace first,
-the mount namespace last), the container's cgroup, and then goes through the
-same final C exec step as the init: capabilities, no_new_privs, seccomp, the
-user, and fd hygiene. It is made non-dumpable before it joins anything.
+It joins every namespace of the container's init, the container's cgroup,
+and then goes through the same final C exec step as the init: capabilities,
+no_new_privs, seccomp, the user, and fd hygiene. The pid and time namespaces
+are entered by pyoci itself for its children, so the one fork lands the
+process in them (no second fork); the process then joins the others itself,
+the user namespace first and the mount namespace last. It is non-dumpable
+from birth, before it is in any of the container's namespaces.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from pyoci.process.init import (
     StageError,
     _describe,
     _environment,
-    _fork_after_pid,
     _reset_signals,
     apply_process_attributes,
     enter_cwd,
@@ -36,12 +38,9 @@ if TYPE_CHECKING:
     from typing import Any
 
 PR_SET_CHILD_SUBREAPER = 36
-
-
-class Execd:
-    def __init__(self, pid: int, console: int | None) -> None:
-        self.pid = pid
-        self.console = console
+# Namespaces that only take effect for children: the parent joins them itself just
+# before it forks, so the child is born inside and no second fork is needed.
+FOR_CHILDREN = ("pid", "time")
 
 
 def open_namespaces(pid: int, config: dict[str, Any]) -> list[tuple[str, int]]:
@@ -64,43 +63,58 @@ def open_namespaces(pid: int, config: dict[str, Any]) -> list[tuple[str, int]]:
 
 def spawn_exec(plan: Plan, init_pid: int, place: Any, console: int | None,
                foreground: bool) -> int:
-    """Fork, join, report the exec'd process's pid; the caller waits when foreground."""
+    """Fork the process into the container; return its pid once it is ready to exec.
+
+    The pid and time namespaces are entered by us, for our children only
+    (``setns`` moves the caller's ``pid_for_children``; for time, pyoci's own
+    monotonic clocks too, which it doesn't use), so the fork lands the process
+    in them directly: it is our child, with no intermediate process to fork and
+    reap. We make ourselves non-dumpable first, and the child inherits that at
+    birth: it is never visible inside the container while it could be traced
+    or have its host root and fds opened through ``/proc``.
+    """
     if not single_threaded():
         raise PyociError("refusing to fork: pyoci is not single-threaded")
     nsfds = open_namespaces(init_pid, plan.config)
-    ours, theirs = Channel.pair()
+    ours = theirs = None
     if foreground:
-        # The process may be our grandchild (pid namespace): become its reaper.
+        # As before: orphans of a process outside any pid namespace of its own come to us.
         lib.pyoci_prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     try:
+        check(lib.pyoci_prctl(PR_SET_DUMPABLE, 0, 0, 0, 0))
+        for nstype, fd in nsfds:
+            if nstype in FOR_CHILDREN:
+                try:
+                    ns.join(fd, nstype, nstype)
+                except OSError as e:
+                    raise ProcessSetupError("join namespaces", e.errno or 0,
+                                            f"join {nstype} namespace: {_describe(e, False)}") \
+                        from None
+        ours, theirs = Channel.pair()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - child
             ours.close()
-            _child(plan, theirs, nsfds, console)
+            _child(plan, theirs, [(t, fd) for t, fd in nsfds if t not in FOR_CHILDREN],
+                   console)
             os._exit(1)
     finally:
-        theirs.close()
+        if theirs is not None:
+            theirs.close()
         for _, fd in nsfds:
             os.close(fd)
-    target = 0
+    assert ours is not None
     try:
         release(plan, pid, place, ours, "exec:forked")
-        while True:
-            msg = ours.recv()
-            if msg is None:
-                raise ProcessSetupError("exec", 0, "exec process exited before it was ready")
-            if msg["type"] == "pid":
-                target = msg["pid"]
-            elif msg["type"] == "ready":
-                break
-            elif msg["type"] == "error":
-                raise ProcessSetupError(msg["stage"], msg.get("errno", 0), msg["message"])
+        msg = ours.recv()
+        if msg is None:
+            raise ProcessSetupError("exec", 0, "exec process exited before it was ready")
+        if msg["type"] == "error":
+            raise ProcessSetupError(msg["stage"], msg.get("errno", 0), msg["message"])
     except BaseException:
-        for p in {pid, target} - {0}:
-            try:
-                os.kill(p, 9)
-            except ProcessLookupError:
-                pass
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
         try:
             os.waitpid(pid, 0)
         except ChildProcessError:
@@ -108,34 +122,26 @@ def spawn_exec(plan: Plan, init_pid: int, place: Any, console: int | None,
         raise
     finally:
         ours.close()
-    if target != pid:
-        os.waitpid(pid, 0)
-    return target
+    return pid
 
 
 def _child(plan: Plan, chan: Channel, nsfds: list[tuple[str, int]], console: int | None) -> None:
     stage = "exec"
     try:
-        check(lib.pyoci_prctl(PR_SET_DUMPABLE, 0, 0, 0, 0))
+        check(lib.pyoci_prctl(PR_SET_DUMPABLE, 0, 0, 0, 0))  # inherited; never rely on it
         _reset_signals()
         trampoline = open_trampoline()  # before the mount namespace hides our files
         msg = chan.recv()
         if not msg or msg["type"] != "go":
             os._exit(1)
         stage = "join namespaces"
-        needs_fork = False
         for nstype, fd in nsfds:
             try:
                 ns.join(fd, nstype, nstype)
             except OSError as e:
                 raise StageError(stage, e.errno or 0,
                                  f"join {nstype} namespace: {_describe(e, False)}") from None
-            needs_fork = needs_fork or nstype in ("pid", "time")
             os.close(fd)
-        if needs_fork:
-            _fork_after_pid(chan)
-        else:
-            chan.send("pid", pid=os.getpid())
         process = plan.process
         if process.get("terminal"):
             stage = "console"

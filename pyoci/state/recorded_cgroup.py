@@ -1,18 +1,24 @@
-"""The container's cgroup as its state record holds it, read without the cgroups package.
+"""The container's cgroup as its state record holds it, used without the cgroups package.
 
-``state`` of a running container asks whether it is paused, and ``delete`` of a
-stopped one removes its cgroup directories: each is a file read or a few
-``rmdir`` calls on paths the state already holds, while rebuilding the cgroup
-manager would import the whole cgroups package (and ``os``) for them. Anything
-out of the ordinary (tasks still inside, a frozen cgroup, nested cgroups) is
-left to the manager.
+``state`` of a running container asks whether it is paused, ``exec`` moves its
+process into the container's cgroup, and ``delete`` of a stopped container
+removes its cgroup directories: each is a file read, a few writes to
+``cgroup.procs`` or a few ``rmdir`` calls on paths the state already holds,
+while rebuilding the cgroup manager would import the whole cgroups package
+(and ``os``) for them. Anything out of the ordinary (tasks still inside, a
+frozen cgroup, nested cgroups, a mode not listed here) is left to the manager;
+``tests/unit/test_recorded_cgroup.py`` checks that placement writes exactly the
+files the managers' ``apply`` writes.
 """
 
 import posix
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
+
+CGROUP_ROOT = "/sys/fs/cgroup"  # the v2 manager's default root
 
 
 # mode -> (key in the recorded paths, file, content when frozen)
@@ -79,3 +85,62 @@ def remove_if_empty(cgroup_state: "dict[str, Any]") -> bool:
         except OSError:
             return False
     return True
+
+
+def directories(cgroup_state: "dict[str, Any]") -> list[str] | None:
+    """The directories ``apply`` writes a pid into, in its order; None: ask the manager."""
+    mode = cgroup_state.get("mode")
+    if mode == "none":
+        return []
+    path = cgroup_state.get("path") or ""
+    if mode in ("v1", "hybrid"):
+        dirs = sorted(set((cgroup_state.get("paths") or {}).values()))
+        if mode == "hybrid":
+            if not cgroup_state.get("unified_root"):
+                return None
+            dirs.append(_under(cgroup_state["unified_root"], path))
+        return dirs
+    if mode == "v2":
+        return [_under(cgroup_state.get("root", CGROUP_ROOT), path)]
+    return None
+
+
+def _under(root: str, path: str) -> str:
+    inner = path.strip("/")
+    return f"{root.rstrip('/')}/{inner}" if inner else root
+
+
+def placer(cgroup_state: "dict[str, Any]") -> "Callable[[int], None]":
+    """A function that moves a pid into the container's cgroup in every hierarchy."""
+    dirs = directories(cgroup_state)
+    if dirs is None:
+        from pyoci.cgroups import from_state
+
+        return from_state(cgroup_state).apply
+
+    def place(pid: int) -> None:
+        for d in dirs:
+            write_procs(d, pid)
+
+    return place
+
+
+def write_procs(directory: str, pid: int) -> None:
+    """``pid`` into ``directory/cgroup.procs``, failing as the managers' ``write_file`` does."""
+    from pyoci.errors import CgroupError
+
+    path = f"{directory}/cgroup.procs"
+    try:
+        fd = posix.open(path, posix.O_WRONLY | posix.O_CLOEXEC)
+    except OSError as exc:
+        raise CgroupError(f"cgroup: open {path}: {_reason(exc)}") from exc
+    try:
+        posix.write(fd, str(pid).encode())
+    except OSError as exc:
+        raise CgroupError(f"cgroup: write {path}: {_reason(exc)}") from exc
+    finally:
+        posix.close(fd)
+
+
+def _reason(exc: OSError) -> str:
+    return (exc.strerror or posix.strerror(exc.errno or 0)).lower()

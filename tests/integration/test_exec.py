@@ -12,6 +12,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -469,3 +470,81 @@ def test_console_socket_detached(running: Running, tmp_path: Path,
     finally:
         os.close(master)
     helpers.wait_for(lambda: ch.gone(pid), what="the exec'd shell to exit")
+
+
+# ---- the container-level half of the plan is worked out once -----------------
+
+_LEAN_LAUNCH = ("import sys; sys.path[:0] = {paths!r}; sys.argv = ['pyoci', *sys.argv[1:]]; "
+                "from pyoci.cli import main; sys.exit(main())")
+
+
+def _exec_imports(c: Running, *argv: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """Run this checkout's ``exec`` under ``-X importtime``; return it and what it imported."""
+    import sysconfig
+
+    paths = [str(helpers.REPO_ROOT)]
+    paths += [p for p in (sysconfig.get_path("purelib"), sysconfig.get_path("platlib"))
+              if p not in paths]
+    cmd = [sys.executable, "-I", "-S", "-X", "importtime", "-c",
+           _LEAN_LAUNCH.format(paths=paths), "--root", str(c.root), "exec",
+           *[c.cid if a == "ID" else a for a in argv]]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                         stdin=subprocess.DEVNULL)
+    mods = {line.split("|")[2].strip() for line in res.stderr.splitlines()
+            if line.startswith("import time:") and line.count("|") == 2}
+    return res, mods
+
+
+@pytest.mark.skipif(bool(os.environ.get(helpers.RUNTIME_ENV)), reason="pyoci internals")
+def test_exec_record_is_built_once_and_reused(start_container: StartContainer) -> None:
+    seccomp = {"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                             "errnoRet": 99}]}
+    c = start_container(**{"linux.seccomp": seccomp})
+    record = c.root / c.cid / "exec.marshal"
+    assert not record.exists()
+    res, first = _exec_imports(c, "ID", "/probe", "mkdir", "/tmp/x")
+    assert (res.returncode, res.stdout) == (1, ""), res
+    assert record.exists()
+    assert "pyoci.spec.plan" in first and "pyoci.linux.seccomp" in first
+    made = record.stat().st_ino
+    res, again = _exec_imports(c, "ID", "/probe", "mkdir", "/tmp/x")
+    # The probe's stderr is ours, shared with -X importtime's lines: look for its line.
+    assert res.returncode == 1 and "errno=99\n" in res.stderr.splitlines(keepends=True), res
+    assert record.stat().st_ino == made
+    for heavy in ("pyoci.linux.seccomp", "pyoci.spec.validate", "pyoci.spec.schema",
+                  "pyoci.cgroups", "jsonschema"):
+        assert heavy not in again, heavy
+    inside = helpers.parse_status(c.exec_ok("ID", "/probe", "caps"))
+    assert inside["Seccomp"] == "2", inside
+
+
+@pytest.mark.skipif(bool(os.environ.get(helpers.RUNTIME_ENV)), reason="pyoci internals")
+def test_exec_record_follows_a_rewritten_config(running: Running) -> None:
+    running.exec_ok("ID", "/probe", "cwd")
+    record = running.root / running.cid / "exec.marshal"
+    config = running.root / running.cid / "config.json"
+    before = record.read_bytes()
+    # What `update` does: a new config.json renamed into place.
+    data = json.loads(config.read_text())
+    data["process"]["cwd"] = "/etc"
+    tmp = config.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.rename(config)
+    assert running.exec_ok("ID", "/probe", "cwd") == "/etc\n"
+    assert record.read_bytes() != before
+    record.write_bytes(b"not marshal")  # a damaged record is rebuilt, never trusted
+    assert running.exec_ok("ID", "/probe", "cwd") == "/etc\n"
+    assert record.read_bytes() != b"not marshal"
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--cwd", "tmp"], 'process.json: cwd: must be an absolute path, got "tmp"'),
+    (["--user", "-1"], "process.json: user.uid: -1 is below the minimum 0"),
+    (["--additional-gids", "4294967296"], "additionalGids"),
+])
+def test_flag_values_are_validated(running: Running, flags: list[str], message: str) -> None:
+    res = running.exec(*flags, "ID", "/probe", "cwd")
+    assert res.returncode == 255, res
+    assert message in res.stderr, res.stderr
+
