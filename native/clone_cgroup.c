@@ -1,4 +1,5 @@
-/* A fork that lands the child in its cgroup atomically (Linux 5.7+, cgroup v2).
+/* A fork that lands the child in its cgroup atomically (Linux 5.7+, cgroup v2),
+ * and/or in a new pid namespace (so no second fork is needed for one).
  *
  * The child keeps running Python, so this does what os.fork() does around the
  * raw clone3: PyOS_BeforeFork (at-fork handlers, import lock), then
@@ -32,12 +33,22 @@ struct clone_args_compat {
 
 long pyoci_fork_into_cgroup(int cgroup_fd)
 {
+    return pyoci_fork_clone3(cgroup_fd, 0);
+}
+
+/* The same fork, with clone3 namespace flags (CLONE_NEWPID): the child is born in
+ * them. cgroup_fd < 0 means no CLONE_INTO_CGROUP. */
+long pyoci_fork_clone3(int cgroup_fd, unsigned long long ns_flags)
+{
     PyGILState_STATE gil = PyGILState_Ensure();
     struct clone_args_compat args;
     memset(&args, 0, sizeof(args));
-    args.flags = CLONE_INTO_CGROUP;
+    args.flags = ns_flags;
+    if (cgroup_fd >= 0) {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = (uint64_t)cgroup_fd;
+    }
     args.exit_signal = SIGCHLD;
-    args.cgroup = (uint64_t)cgroup_fd;
     PyOS_BeforeFork();
     long pid = syscall(SYS_clone3, &args, sizeof(args));
     int saved = errno;

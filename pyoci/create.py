@@ -51,8 +51,8 @@ class Created:
 def create(store: Store, cid: str, opts: Options) -> Created:
     """Create the container, or raise with nothing left behind."""
     from pyoci.spec import plan as planmod
+    from pyoci.spec import verdict
     from pyoci.spec.load import read_config
-    from pyoci.spec.validate import validate
 
     check_id(cid)
     if store.exists(cid) or os.path.isdir(store.dir(cid)):
@@ -61,7 +61,7 @@ def create(store: Store, cid: str, opts: Options) -> Created:
         raise ContainerExists(cid)
     config, raw = read_config(opts.bundle)
     cache = os.path.join(store.root, ".cache")
-    warnings = list(validate(config, raw, cache_dir=cache))
+    warnings = verdict.validated(config, raw, cache)  # full validation unless seen before
     process = config.get("process")
     if not process:
         raise SpecError("config.json: process: required to create a container")
@@ -172,9 +172,13 @@ def create(store: Store, cid: str, opts: Options) -> Created:
         from pyoci.process.spawn import spawn
 
         mounter = CgroupMounter(plan.new_ns & 0x02000000 != 0)
-        from pyoci.linux import idmap
+        from pyoci.linux.rootfs import idmap_wanted
 
-        trees = idmap.prepare(config.get("mounts") or [], opts.bundle, linux)
+        trees: dict[int, int] = {}
+        if any(idmap_wanted(e) for e in config.get("mounts") or []):
+            from pyoci.linux import idmap
+
+            trees = idmap.prepare(config.get("mounts") or [], opts.bundle, linux)
         placement: dict[str, str] = {}
         try:
             init_pid = spawn(

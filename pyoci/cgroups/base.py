@@ -57,17 +57,25 @@ def write_file(path: str, value: str | int) -> None:
 def read_file(path: str) -> str:
     """Read a cgroup control file, stripped; a missing file is a CgroupError."""
     try:
-        with open(path, encoding="ascii", errors="replace") as fh:
-            return fh.read().strip()
+        return _read_text(path)
     except OSError as exc:
         raise CgroupError(f"cgroup: read {path}: {_reason(exc)}") from exc
+
+
+def _read_text(path: str) -> str:
+    """The file as stripped ASCII text.
+
+    Bytes decoded by hand: ``open(encoding="ascii")`` builds a text wrapper and
+    imports the ``encodings.ascii`` codec module, a cost paid on every create.
+    """
+    with open(path, "rb") as fh:
+        return fh.read().decode("ascii", "replace").strip()
 
 
 def read_optional(path: str) -> str | None:
     """Read a control file that this kernel may not have (stats, optional knobs)."""
     try:
-        with open(path, encoding="ascii", errors="replace") as fh:
-            return fh.read().strip()
+        return _read_text(path)
     except OSError:
         return None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 from pyoci.cli import Flag, ParsedArgs, one_id
@@ -23,6 +24,22 @@ PR_SET_CHILD_SUBREAPER = 36
 
 
 def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
+    # No cycle collection while creating (see pyoci.cli.create.run); it is back on,
+    # with everything made so far frozen, before waiting on a container that may
+    # run for days.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _run(ctx, flags, args)
+    finally:
+        gc.freeze()
+        if collecting:
+            gc.enable()
+        else:
+            gc.disable()
+
+
+def _run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
     from pyoci.cli import log
     from pyoci.container import Container
     from pyoci.create import create
@@ -43,6 +60,8 @@ def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
     if detach:
         container.start()
         return 0
+    gc.freeze()  # what create made is permanent: later collections skip it
+    gc.enable()
     proxy = None
     forward = _forward_signals(pid)
     try:

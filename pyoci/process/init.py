@@ -4,18 +4,25 @@ Stage 1 (the forked child) makes itself non-dumpable, joins and unshares
 namespaces and, when a pid or time namespace needs it, forks the init. The
 init builds the rootfs, reports *ready*, waits on the exec fifo, and hands
 over to the C exec step, after which no Python runs.
+
+When a new pid namespace is the only reason for that second fork (no user
+namespace to create first, nothing to join, no time namespace), the parent
+clones the child straight into the new pid namespace instead
+(``spawn.fork_into``): stage 1 is then the init, and the setup order is
+otherwise unchanged. The parent makes itself non-dumpable before it forks,
+so either way the child is non-dumpable from birth.
 """
 
 from __future__ import annotations
 
 import errno as errno_mod
+import fcntl
 import os
 import stat
 
 from pyoci import faults
-from pyoci import hooks as hookmod
 from pyoci._native import check, ffi, lib
-from pyoci.linux import devices, lsm, rlimits, rootfs, sched, terminal
+from pyoci.linux import devices, lsm, rlimits, rootfs, sched
 from pyoci.linux import namespaces as ns
 from pyoci.process.sync import Channel
 from pyoci.spec.plan import Plan
@@ -61,6 +68,17 @@ class Child:
         self.lsm_attrs: list[tuple[int, bytes]] = []
         self.trampoline = -1
         self.status = -1
+        # Set in the child by spawn: cloned straight into its new pid namespace, so
+        # it is the init already and forks no second time.
+        self.born_in_pidns = False
+        if plan.process.get("terminal"):
+            # Here, in the parent before fork, rather than at the top: the console
+            # needs termios, fcntl and struct (~1 ms), most containers have none,
+            # and after pivot_root nothing more can be imported.
+            from pyoci.linux import terminal  # noqa: F401
+        hooks = plan.config.get("hooks") or {}
+        if hooks.get("createContainer") or hooks.get("startContainer"):
+            import pyoci.hooks  # noqa: F401 - the same, for the container's hooks
 
     # -- stage 1 ---------------------------------------------------------------
     def run(self) -> None:
@@ -110,16 +128,20 @@ class Child:
             except OSError as e:
                 if e.errno != errno_mod.EINVAL:
                     raise
-        if plan.new_ns:
+        new_ns = plan.new_ns & ~ns.CLONE_NEWPID if self.born_in_pidns else plan.new_ns
+        if new_ns:
             self.stage = "unshare namespaces"
-            ns.unshare(plan.new_ns)
+            ns.unshare(new_ns)
         offsets = plan.linux.get("timeOffsets")
         if offsets and plan.new_ns & ns.CLONE_NEWTIME:
             self.stage = "time offsets"
             with open("/proc/self/timens_offsets", "w") as f:
                 for clock, off in offsets.items():
                     f.write(f"{clock} {off.get('secs', 0)} {off.get('nanosecs', 0)}\n")
-        if plan.needs_fork:
+        if self.born_in_pidns:
+            # getpid() says 1 here; /proc is still the host's, and names our host pid.
+            self.chan.send("pid", pid=int(os.readlink("/proc/self")))
+        elif plan.needs_fork:
             _fork_after_pid(self.chan)
         else:
             self.chan.send("pid", pid=os.getpid())
@@ -182,6 +204,8 @@ class Child:
                 os._exit(1)
         if hooks.get("createContainer"):
             self.stage = "createContainer hooks"
+            from pyoci import hooks as hookmod  # imported by __init__, before the fork
+
             hookmod.run(hooks["createContainer"], "createContainer", self._state("created"))
         if plan.seccomp is not None and plan.seccomp.flags & SECCOMP_FILTER_FLAG_NEW_LISTENER:
             self.stage = "seccomp listener"
@@ -205,6 +229,8 @@ class Child:
         if process.get("terminal"):
             self.stage = "console"
             assert self.console is not None
+            from pyoci.linux import terminal  # imported by __init__, before the fork
+
             terminal.setup(self.console, process.get("consoleSize"), console_mount=own_mounts)
             os.close(self.console)
         if own_mounts:
@@ -250,6 +276,8 @@ class Child:
             os.close(self.fifo_dir)
             hooks = (plan.config.get("hooks") or {}).get("startContainer")
             if hooks:
+                from pyoci import hooks as hookmod  # imported by __init__, before the fork
+
                 hookmod.run(hooks, "startContainer", self._state("running"))
             lsm.write_exec_attrs(self.lsm_attrs)
             os.write(status, b"ok")
@@ -461,8 +489,6 @@ def open_trampoline() -> int:
     process never names the host's Python (CVE-2019-5736 class). Opened while
     the host's files are still visible; sealed so nothing can rewrite it.
     """
-    import fcntl
-
     import pyoci._native
 
     src = os.path.join(os.path.dirname(pyoci._native.__file__), "trampoline")

@@ -14,7 +14,6 @@ rather than "linux").
 
 from __future__ import annotations
 
-import functools
 import os
 
 import pyoci
@@ -27,10 +26,12 @@ except ImportError:  # pragma: no cover - CPython built without it
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-    from typing import Any
+    from collections.abc import Callable, Iterable
+    from typing import Any, TypeVar
 
     from jsonschema.exceptions import ValidationError
+
+    T = TypeVar("T")
 
 __all__ = [
     "check",
@@ -49,6 +50,28 @@ _KINDS: dict[str, tuple[str, str]] = {
     "state": ("state-schema.json", "state.json"),
     "features": ("features-schema.json", "features.json"),
 }
+
+
+def _per_kind(fn: Callable[[str], T]) -> Callable[[str], T]:
+    """``functools.cache`` for a one-argument function of the schema kind.
+
+    ``functools`` itself would import ``collections``, ``operator``, ``keyword``,
+    ``reprlib`` and ``types``: about 4 ms of every ``create``, for three caches.
+    """
+    memo: dict[str, T] = {}
+
+    def cached(which: str = "config") -> T:
+        try:
+            return memo[which]
+        except KeyError:
+            memo[which] = value = fn(which)
+            return value
+
+    cached.__name__ = fn.__name__
+    cached.__doc__ = fn.__doc__
+    cached.__wrapped__ = fn  # type: ignore[attr-defined]
+    return cached
+
 
 # Markers kept in the cache directory; past this the oldest are removed, so a
 # host that runs many short-lived containers does not collect files forever.
@@ -82,7 +105,7 @@ def schema_path(which: str = "config") -> str:
     return os.path.join(schema_dir(), _kind(which)[0])
 
 
-@functools.cache
+@_per_kind
 def schema_bytes(which: str = "config") -> bytes:
     """Raw schema file content; part of the cache key so a schema edit invalidates markers."""
     with open(schema_path(which), "rb") as f:
@@ -102,7 +125,7 @@ def _schema_doc(which: str) -> dict[str, Any]:
     return schema
 
 
-@functools.cache
+@_per_kind
 def _validator(which: str) -> Any:
     """Build (once per process) the validator for ``which``; imports jsonschema."""
     from jsonschema.validators import validator_for
@@ -112,7 +135,7 @@ def _validator(which: str) -> Any:
     return cls(schema)
 
 
-@functools.cache
+@_per_kind
 def _fast(which: str) -> Any:
     """The fastschema validator for ``which``: no jsonschema import, compiled once per process."""
     from pyoci.spec import fastschema
@@ -263,10 +286,11 @@ def check_cached(doc: Any, raw: bytes, cache_dir: str | None, which: str = "conf
         pass
 
 
-def _prune(cache_dir: str) -> None:
-    """Drop the oldest markers beyond ``_CACHE_MAX``; races with other pruners are harmless."""
+def _prune(cache_dir: str, prefix: str = "schema-") -> None:
+    """Drop the oldest ``prefix`` files beyond ``_CACHE_MAX``; races with other pruners
+    are harmless. Also used for :mod:`pyoci.spec.verdict`'s files."""
     with os.scandir(cache_dir) as it:
-        entries = [e for e in it if e.name.startswith("schema-")]
+        entries = [e for e in it if e.name.startswith(prefix)]
     if len(entries) <= _CACHE_MAX:
         return
     def mtime(e: os.DirEntry[str]) -> float:
