@@ -15,7 +15,7 @@ import os
 
 from pyoci._native import check, lib
 from pyoci.errors import IncorrectStatus, ProcessSetupError, PyociError
-from pyoci.linux import lsm, terminal
+from pyoci.linux import lsm
 from pyoci.linux import namespaces as ns
 from pyoci.process.init import (
     PR_SET_DUMPABLE,
@@ -75,6 +75,10 @@ def spawn_exec(plan: Plan, init_pid: int, place: Any, console: int | None,
     """
     if not single_threaded():
         raise PyociError("refusing to fork: pyoci is not single-threaded")
+    if plan.process.get("terminal"):
+        # termios and struct only for a console, and here, before the fork: the
+        # child can't import once it has joined the mount namespace.
+        from pyoci.linux import terminal  # noqa: F401
     nsfds = open_namespaces(init_pid, plan.config)
     ours = theirs = None
     if foreground:
@@ -147,6 +151,8 @@ def _child(plan: Plan, chan: Channel, nsfds: list[tuple[str, int]], console: int
             stage = "console"
             os.setsid()
             assert console is not None
+            from pyoci.linux import terminal  # imported by spawn_exec, before the fork
+
             terminal.setup(console, process.get("consoleSize"), console_mount=False)
             os.close(console)
         stage = "cwd"

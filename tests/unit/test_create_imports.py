@@ -57,6 +57,15 @@ def test_child_modules_are_imported_before_fork(process: dict, hooks: dict,
     assert _fresh(code) == (wanted or ["none"])
 
 
+def test_exec_path_loads_the_console_only_for_a_terminal() -> None:
+    """exec's tenant module leaves termios/struct to a process with a terminal."""
+    code = ("import pyoci.cli.exec, pyoci.process.tenant, pyoci.process.execplan\n"
+            "found = [m for m in ('pyoci.linux.terminal', 'termios', 'struct', 'functools')"
+            " if m in sys.modules]\n"
+            "print(*found or ['none'])\n")
+    assert _fresh(code) == ["none"]
+
+
 # -- cloning straight into the pid namespace ----------------------------------------
 
 CLONE_NEWPID, CLONE_NEWTIME, CLONE_NEWNET = 0x20000000, 0x00000080, 0x40000000
