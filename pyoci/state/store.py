@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 STATE_FILE = "state.marshal"
+LEGACY_STATE_FILE = "state.json"  # what pyoci wrote before its state became a marshal record
 CONFIG_FILE = "config.json"
 FIFO = "exec.fifo"
 
@@ -87,6 +88,11 @@ def _unlink_quiet(path: str) -> None:
         pass
 
 
+def _has_state(container_dir: str) -> bool:
+    return (exists(f"{container_dir}/{STATE_FILE}")
+            or exists(f"{container_dir}/{LEGACY_STATE_FILE}"))
+
+
 def exists(path: str) -> bool:
     try:
         posix.stat(path)
@@ -125,17 +131,38 @@ class Store:
         return path
 
     def exists(self, cid: str) -> bool:
-        return exists(f"{self.dir(cid)}/{STATE_FILE}")
+        return _has_state(self.dir(cid))
 
     def load(self, cid: str) -> "dict[str, Any]":
         path = f"{self.dir(cid)}/{STATE_FILE}"
         try:
             raw = read_file(path)
         except (FileNotFoundError, NotADirectoryError):
-            raise ContainerNotFound(cid) from None
+            return self._load_legacy(cid)
         try:
             state = marshal.loads(raw)
         except (ValueError, EOFError, TypeError) as e:
+            raise StateError(f"corrupt state file {path}: {e}") from None
+        if not isinstance(state, dict):
+            raise StateError(f"corrupt state file {path}: not a mapping")
+        return state
+
+    def _load_legacy(self, cid: str) -> "dict[str, Any]":
+        """A container made by an older pyoci, which kept its state as JSON.
+
+        Read so that an upgrade doesn't strand running containers; the next
+        save writes the marshal record, which is read from then on.
+        """
+        path = f"{self.dir(cid)}/{LEGACY_STATE_FILE}"
+        try:
+            raw = read_file(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise ContainerNotFound(cid) from None
+        from pyoci import jsonio
+
+        try:
+            state = jsonio.loads(raw)
+        except ValueError as e:
             raise StateError(f"corrupt state file {path}: {e}") from None
         if not isinstance(state, dict):
             raise StateError(f"corrupt state file {path}: not a mapping")
@@ -218,7 +245,7 @@ class Store:
             names = posix.listdir(self.root)
         except FileNotFoundError:
             return []
-        return sorted(n for n in names if exists(f"{self.root}/{n}/{STATE_FILE}"))
+        return sorted(n for n in names if _has_state(f"{self.root}/{n}"))
 
 
 def read_file(path: str) -> bytes:
