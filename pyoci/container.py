@@ -212,18 +212,9 @@ class Container:
             self._kill_all(9)
             self._wait_gone()
         _fault("delete:killed")
-        recorded = self.state.get("cgroup")
-        if recorded:
-            from pyoci.state.recorded_cgroup import remove_if_empty
-        if recorded and not remove_if_empty(recorded):
-            cg = self.cgroup()
-            # Whatever is still in the container's cgroup belongs to it: without a pid
-            # namespace the init's death leaves the rest alive.
-            if cg.exists() and cg.pids():
-                cg.kill_all(9)
-                self._wait_gone()
-            cg.destroy()
-        elif not recorded and self.state.get("cgroup_intent"):
+        if self.state.get("cgroup"):
+            self._remove_cgroup()
+        elif self.state.get("cgroup_intent"):
             _remove_abandoned_cgroup(self.state["cgroup_intent"])
         _fault("delete:cgroup")
         self.store.remove(self.id)
@@ -240,6 +231,20 @@ class Container:
                 except PyociError as e:
                     warnings.append(str(e))
         return warnings
+
+    def _remove_cgroup(self) -> None:
+        """Remove the container's cgroup: directly when it is simply empty, else by its manager."""
+        from pyoci.state.recorded_cgroup import remove_if_empty
+
+        if remove_if_empty(self.state["cgroup"]):
+            return
+        cg = self.cgroup()
+        # Whatever is still in the container's cgroup belongs to it: without a pid
+        # namespace the init's death leaves the rest alive.
+        if cg.exists() and cg.pids():
+            cg.kill_all(9)
+            self._wait_gone()
+        cg.destroy()
 
     def _wait_gone(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
@@ -278,7 +283,7 @@ def _remove_abandoned_cgroup(intent: "dict[str, Any]") -> None:
 def remove_leftover(store: Store, cid: str) -> None:
     """``delete --force`` of an id with no usable state: clear what a crash left."""
     try:
-        is_dir = posix.stat(store.dir(cid)).st_mode & 0o170000 == 0o040000
+        is_dir = (posix.stat(store.dir(cid)).st_mode & 0o170000) == 0o040000  # S_ISDIR
     except FileNotFoundError:
         is_dir = False
     if not is_dir:

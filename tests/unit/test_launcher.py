@@ -53,3 +53,15 @@ def test_entry_reports_a_stdout_it_cannot_flush(tmp_path: Path) -> None:
     assert proc.stdout is not None
     proc.stdout.close()
     assert proc.wait() == 120
+
+
+def test_absolute_matches_abspath(tmp_path: Path, monkeypatch) -> None:
+    """--root is made absolute without importing os: the same answers as os.path.abspath."""
+    import os
+
+    from pyoci.cli import absolute
+
+    monkeypatch.chdir(tmp_path)
+    for p in ("root", "./root", "a/../b", "a/./b/", "../x", "/run/pyoci", "/a/b/../../c",
+              "/..", ".", "a//b", "/x/"):
+        assert absolute(p) == os.path.abspath(p), p
