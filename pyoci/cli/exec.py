@@ -211,9 +211,9 @@ def _run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
         return 0
     gc.freeze()  # what setup made is permanent: later collections skip it
     gc.enable()
-    from pyoci.cli.run import _forward_signals, _reaped, _wait
+    from pyoci.cli import foreground
 
-    restore = _forward_signals(pid)
+    restore = foreground.forward_signals(pid)
     proxy = None
     try:
         if ours is not None:
@@ -221,9 +221,9 @@ def _run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
 
             proxy = Proxy(receive_master(ours))
             exited: list[int] = []
-            proxy.pump(lambda: _reaped(pid, exited))
-            return exited[0] if exited else _wait(pid)
-        return _wait(pid)
+            proxy.pump(lambda: foreground.reaped(pid, exited))
+            return exited[0] if exited else foreground.wait(pid)
+        return foreground.wait(pid)
     finally:
         restore()
         if proxy is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import os
 
 from pyoci.cli import Flag, ParsedArgs, one_id
 from pyoci.cli.create import FLAGS as CREATE_FLAGS
@@ -40,7 +39,7 @@ def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
 
 
 def _run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
-    from pyoci.cli import log
+    from pyoci.cli import foreground, log
     from pyoci.container import Container
     from pyoci.create import create
 
@@ -63,7 +62,7 @@ def _run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
     gc.freeze()  # what create made is permanent: later collections skip it
     gc.enable()
     proxy = None
-    forward = _forward_signals(pid)
+    forward = foreground.forward_signals(pid)
     try:
         if created.console is not None:
             from pyoci.cli.console import Proxy, receive_master
@@ -72,10 +71,10 @@ def _run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
         container.start()
         if proxy is not None:
             exited: list[int] = []
-            proxy.pump(lambda: _reaped(pid, exited))
-            status = exited[0] if exited else _wait(pid)
+            proxy.pump(lambda: foreground.reaped(pid, exited))
+            status = exited[0] if exited else foreground.wait(pid)
         else:
-            status = _wait(pid)
+            status = foreground.wait(pid)
     except BaseException:
         try:
             container.delete(force=True)
@@ -90,57 +89,3 @@ def _run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
         for w in Container.load(store, cid).delete(force=True):
             log.warning(w)
     return status
-
-
-def _wait(pid: int) -> int:
-    """Reap children until the init exits; return its status the way a shell would."""
-    while True:
-        try:
-            got, status = os.waitpid(-1, 0)
-        except ChildProcessError:
-            return 255
-        except InterruptedError:
-            continue
-        if got == pid:
-            if os.WIFEXITED(status):
-                return os.WEXITSTATUS(status)
-            return 128 + os.WTERMSIG(status)
-
-
-def _reaped(pid: int, out: list[int]) -> bool:
-    """Non-blocking: has the init exited? Stores its shell-style status in ``out``."""
-    while True:
-        try:
-            got, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            out.append(255)
-            return True
-        if got == 0:
-            return False
-        if got == pid:
-            out.append(os.WEXITSTATUS(status) if os.WIFEXITED(status)
-                       else 128 + os.WTERMSIG(status))
-            return True
-
-
-def _forward_signals(pid: int) -> Any:
-    """Relay the signals a foreground runtime receives to the container's init."""
-    import _signal as signal  # the C module: `signal` builds enums at import
-
-    relayed = [2, 15, 1, 3, 10, 12, 28]  # INT TERM HUP QUIT USR1 USR2 WINCH
-    old = {}
-
-    def relay(sig: int, _frame: Any) -> None:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-
-    for sig in relayed:
-        old[sig] = signal.signal(sig, relay)
-
-    def restore() -> None:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-
-    return restore

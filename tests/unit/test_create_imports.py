@@ -58,9 +58,10 @@ def test_child_modules_are_imported_before_fork(process: dict, hooks: dict,
 
 
 def test_exec_path_loads_the_console_only_for_a_terminal() -> None:
-    """exec's tenant module leaves termios/struct to a process with a terminal."""
+    """exec leaves termios/struct to a process with a terminal, and run/create alone."""
     code = ("import pyoci.cli.exec, pyoci.process.tenant, pyoci.process.execplan\n"
-            "found = [m for m in ('pyoci.linux.terminal', 'termios', 'struct', 'functools')"
+            "found = [m for m in ('pyoci.linux.terminal', 'termios', 'struct', 'functools',"
+            " 'pyoci.cli.run', 'pyoci.cli.create')"
             " if m in sys.modules]\n"
             "print(*found or ['none'])\n")
     assert _fresh(code) == ["none"]
