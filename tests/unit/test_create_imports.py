@@ -58,10 +58,9 @@ def test_child_modules_are_imported_before_fork(process: dict, hooks: dict,
 
 
 def test_exec_path_loads_the_console_only_for_a_terminal() -> None:
-    """exec leaves termios/struct to a process with a terminal, and run/create alone."""
+    """exec's tenant module leaves termios/struct to a process with a terminal."""
     code = ("import pyoci.cli.exec, pyoci.process.tenant, pyoci.process.execplan\n"
-            "found = [m for m in ('pyoci.linux.terminal', 'termios', 'struct', 'functools',"
-            " 'pyoci.cli.run', 'pyoci.cli.create')"
+            "found = [m for m in ('pyoci.linux.terminal', 'termios', 'struct', 'functools')"
             " if m in sys.modules]\n"
             "print(*found or ['none'])\n")
     assert _fresh(code) == ["none"]
