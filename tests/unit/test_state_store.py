@@ -53,3 +53,16 @@ def test_no_record_is_no_container(tmp_path: Path) -> None:
     with pytest.raises(ContainerNotFound):
         Store(str(tmp_path)).load("c1")
     assert Store(str(tmp_path)).ids() == []
+
+
+@pytest.mark.parametrize("doc", [
+    {"ociVersion": "1.3.0", "id": "c1", "pid": 42, "status": "running", "bundle": "/b",
+     "annotations": {"k": "v", "quote\"back\\slash": "tab\tnl\nctl\x01", "é": "😀 \u2028"}},
+    {"empty": {}, "list": [], "nested": [{"a": [1, 2.5, None, True, False]}], "neg": -3},
+    [], {}, "plain", 0, 1e100,
+])
+def test_state_output_is_json_dumps_indent_2(doc: object) -> None:
+    """`pyoci state` prints without json/_json: byte for byte what json.dumps(indent=2) writes."""
+    from pyoci.cli.state import pretty
+
+    assert pretty(doc) == json.dumps(doc, indent=2)
