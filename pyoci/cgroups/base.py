@@ -15,6 +15,7 @@ import time
 from abc import ABC, abstractmethod
 
 from pyoci.errors import CgroupError
+from pyoci.state.recorded_cgroup import write_file  # noqa: F401 - the one writer, re-exported
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up
 if TYPE_CHECKING:
@@ -33,25 +34,6 @@ def _reason(exc: OSError) -> str:
     """Lower-case strerror, the way runc prints it ("invalid argument")."""
     text = exc.strerror or os.strerror(exc.errno or 0)
     return text.lower()
-
-
-def write_file(path: str, value: str | int) -> None:
-    """Write one value to a cgroup control file.
-
-    Each value gets its own ``write(2)``: the kernel parses a cgroup file per
-    write call, so buffering two values together would corrupt both.
-    """
-    data = str(value).encode()
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise CgroupError(f"cgroup: open {path}: {_reason(exc)}") from exc
-    try:
-        os.write(fd, data)
-    except OSError as exc:
-        raise CgroupError(f"cgroup: write {path}: {_reason(exc)}") from exc
-    finally:
-        os.close(fd)
 
 
 def read_file(path: str) -> str:

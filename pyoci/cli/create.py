@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-
 from pyoci.cli import Flag, ParsedArgs, int_flag, one_id
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up
@@ -36,20 +34,14 @@ def options(flags: ParsedArgs, foreground: bool = False) -> Any:
     )
 
 
-def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
-    # No cycle collection: create is short and bounded, and the collector would
-    # walk every object the imports make several times over (~3 ms), then again
-    # in the forked container process, copying the pages it touches.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        from pyoci.cli import log
-        from pyoci.create import create
+WITHOUT_GC = True  # see pyoci.cli._without_gc
 
-        cid = one_id(args, "create")
-        for w in create(ctx.store(), cid, options(flags)).warnings:
-            log.warning(w)
-        return 0
-    finally:
-        if collecting:
-            gc.enable()
+
+def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
+    from pyoci.cli import log
+    from pyoci.create import create
+
+    cid = one_id(args, "create")
+    for w in create(ctx.store(), cid, options(flags)).warnings:
+        log.warning(w)
+    return 0

@@ -6,7 +6,6 @@ process's own exit status.
 
 from __future__ import annotations
 
-import gc
 import os
 
 from pyoci.cli import Flag, ParsedArgs, int_flag
@@ -39,12 +38,10 @@ FLAGS = [
 ]
 
 
+WITHOUT_GC = True  # see pyoci.cli._without_gc; foreground.settle() before the wait
+
+
 def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
-    # No cycle collection while setting up: a short, bounded run, and the collector
-    # would otherwise walk every object the imports make, several times over.
-    # _run turns it back on (frozen) before waiting on a process that may run for days.
-    collecting = gc.isenabled()
-    gc.disable()
     try:
         return _run(ctx, flags, args)
     except PyociError as e:
@@ -55,10 +52,6 @@ def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
                          else (e.strerror or str(e)).lower())
         err.exit_code = 255  # type: ignore[attr-defined]
         raise err from None
-    finally:
-        gc.freeze()  # what setup made stays: later collections skip it
-        if collecting:
-            gc.enable()
 
 
 def _process(flags: ParsedArgs, args: list[str], base: dict[str, Any],
@@ -209,10 +202,9 @@ def _run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
         write_atomic(os.path.abspath(str(flags.get("pid-file"))), str(pid), 0o644)
     if detach:
         return 0
-    gc.freeze()  # what setup made is permanent: later collections skip it
-    gc.enable()
     from pyoci.cli import foreground
 
+    foreground.settle()
     restore = foreground.forward_signals(pid)
     proxy = None
     try:

@@ -13,6 +13,18 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+def settle() -> None:
+    """Before waiting on a process that may run for days: cycle collection back on.
+
+    The verb set up without it (pyoci.cli._without_gc); what setup made is
+    permanent, so it is frozen and later collections skip it.
+    """
+    import gc
+
+    gc.freeze()
+    gc.enable()
+
+
 def wait(pid: int) -> int:
     """Reap children until the init exits; return its status the way a shell would."""
     while True:

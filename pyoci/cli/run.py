@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-
 from pyoci.cli import Flag, ParsedArgs, one_id
 from pyoci.cli.create import FLAGS as CREATE_FLAGS
 from pyoci.cli.create import options
@@ -22,23 +20,10 @@ FLAGS = [
 PR_SET_CHILD_SUBREAPER = 36
 
 
+WITHOUT_GC = True  # see pyoci.cli._without_gc; foreground.settle() before the wait
+
+
 def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
-    # No cycle collection while creating (see pyoci.cli.create.run); it is back on,
-    # with everything made so far frozen, before waiting on a container that may
-    # run for days.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        return _run(ctx, flags, args)
-    finally:
-        gc.freeze()
-        if collecting:
-            gc.enable()
-        else:
-            gc.disable()
-
-
-def _run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
     from pyoci.cli import foreground, log
     from pyoci.container import Container
     from pyoci.create import create
@@ -59,8 +44,7 @@ def _run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
     if detach:
         container.start()
         return 0
-    gc.freeze()  # what create made is permanent: later collections skip it
-    gc.enable()
+    foreground.settle()
     proxy = None
     forward = foreground.forward_signals(pid)
     try:

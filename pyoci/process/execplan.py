@@ -98,12 +98,10 @@ def load(state_dir: str, cid: str, bundle: str, seccomp_cache: str) -> ExecBase:
         if record is None:
             # Read through the fd we took the key from: the record can never pair a
             # newer config with an older key.
-            chunks = []
-            while chunk := posix.read(fd, 1 << 20):
-                chunks.append(chunk)
             from pyoci import jsonio
+            from pyoci.state.store import read_fd
 
-            record = _build(cid, bundle, jsonio.loads(b"".join(chunks)), seccomp_cache)
+            record = _build(cid, bundle, jsonio.loads(read_fd(fd)), seccomp_cache)
             record["key"] = key
             _write(state_dir, record)
     finally:
@@ -112,18 +110,14 @@ def load(state_dir: str, cid: str, bundle: str, seccomp_cache: str) -> ExecBase:
 
 
 def _read(path: str, key: list[int]) -> dict[str, Any] | None:
+    from pyoci.state.store import read_file
+
     try:
-        fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
+        raw = read_file(path)
     except FileNotFoundError:
         return None
     try:
-        chunks = []
-        while chunk := posix.read(fd, 1 << 20):
-            chunks.append(chunk)
-    finally:
-        posix.close(fd)
-    try:
-        record = marshal.loads(b"".join(chunks))
+        record = marshal.loads(raw)
     except (ValueError, EOFError, TypeError):  # a foreign or damaged file: rebuild it
         return None
     if (not isinstance(record, dict) or record.get("format") != FORMAT

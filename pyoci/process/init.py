@@ -138,13 +138,12 @@ class Child:
             with open("/proc/self/timens_offsets", "w") as f:
                 for clock, off in offsets.items():
                     f.write(f"{clock} {off.get('secs', 0)} {off.get('nanosecs', 0)}\n")
-        if self.born_in_pidns:
-            # getpid() says 1 here; /proc is still the host's, and names our host pid.
-            self.chan.send("pid", pid=int(os.readlink("/proc/self")))
-        elif plan.needs_fork:
+        if plan.needs_fork and not self.born_in_pidns:
             _fork_after_pid(self.chan)
         else:
-            self.chan.send("pid", pid=os.getpid())
+            # We are the init: the parent has our pid from its fork (getpid() would say 1
+            # in a new pid namespace). The message only orders "pid" before what follows.
+            self.chan.send("pid")
         self._init()
 
     # -- init ----------------------------------------------------------------

@@ -88,7 +88,7 @@ def spawn(plan: Plan, state_dir: str, place: Callable[[int], None],
                 _write_maps(pid, plan.linux)
                 ours.send("mapped")
             elif kind == "pid":
-                init_pid = msg["pid"]
+                init_pid = msg.get("pid") or pid  # none: the process we forked is the init
                 if on_pid:
                     on_pid(init_pid)
             elif kind == "hooks":

@@ -18,8 +18,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-CGROUP_ROOT = "/sys/fs/cgroup"  # the v2 manager's default root
-
 
 # mode -> (key in the recorded paths, file, content when frozen)
 _FREEZER = {
@@ -101,7 +99,8 @@ def directories(cgroup_state: "dict[str, Any]") -> list[str] | None:
             dirs.append(_under(cgroup_state["unified_root"], path))
         return dirs
     if mode == "v2":
-        return [_under(cgroup_state.get("root", CGROUP_ROOT), path)]
+        leaf = (cgroup_state.get("paths") or {}).get("")
+        return [leaf] if leaf else None
     return None
 
 
@@ -126,16 +125,24 @@ def placer(cgroup_state: "dict[str, Any]") -> "Callable[[int], None]":
 
 
 def write_procs(directory: str, pid: int) -> None:
-    """``pid`` into ``directory/cgroup.procs``, failing as the managers' ``write_file`` does."""
+    """``pid`` into ``directory/cgroup.procs``."""
+    write_file(f"{directory}/cgroup.procs", pid)
+
+
+def write_file(path: str, value: str | int) -> None:
+    """Write one value to a cgroup control file (the managers' writer too).
+
+    Each value gets its own ``write(2)``: the kernel parses a cgroup file per
+    write call, so buffering two values together would corrupt both.
+    """
     from pyoci.errors import CgroupError
 
-    path = f"{directory}/cgroup.procs"
     try:
         fd = posix.open(path, posix.O_WRONLY | posix.O_CLOEXEC)
     except OSError as exc:
         raise CgroupError(f"cgroup: open {path}: {_reason(exc)}") from exc
     try:
-        posix.write(fd, str(pid).encode())
+        posix.write(fd, str(value).encode())
     except OSError as exc:
         raise CgroupError(f"cgroup: write {path}: {_reason(exc)}") from exc
     finally:

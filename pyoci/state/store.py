@@ -252,9 +252,14 @@ def read_file(path: str) -> bytes:
     """The whole file, with one ``read`` for the small files kept here."""
     fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
     try:
-        chunks = [posix.read(fd, 65536)]
-        while chunks[-1]:
-            chunks.append(posix.read(fd, 65536))
+        return read_fd(fd)
     finally:
         posix.close(fd)
+
+
+def read_fd(fd: int) -> bytes:
+    """Everything left to read from ``fd``."""
+    chunks = [posix.read(fd, 65536)]
+    while chunks[-1]:
+        chunks.append(posix.read(fd, 65536))
     return b"".join(chunks)
