@@ -179,6 +179,18 @@ def run_probe(make_bundle: MakeBundle, pyoci_root: Path) -> RunProbe:
 
 
 @pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A 0755 directory for bundles: pytest's tmp dirs are 0700, which a uid-shifted
+    container root (a user namespace) can't traverse."""
+    d = Path(tempfile.mkdtemp(prefix="pyoci-open-"))
+    d.chmod(0o755)
+    try:
+        yield d
+    finally:
+        subprocess.run(["rm", "-rf", str(d)], check=False)
+
+
+@pytest.fixture
 def console_listener() -> Iterator[tuple[str, socket.socket]]:
     """An AF_UNIX listener for --console-socket, at a short path (sun_path is 108 bytes)."""
     d = tempfile.mkdtemp(prefix="pyoci-cs-")

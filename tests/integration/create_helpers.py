@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,32 @@ def create(bundle: Path, root: Path, cid: str | None = None, *extra: str,
     res = helpers.run_pyoci("create", "--bundle", bundle, *extra, cid, root=root,
                             check=check, **kw)
     return cid, res
+
+
+MEMORY_CGROUP = Path("/sys/fs/cgroup/memory")
+
+
+def memory_cgroup(pid: int) -> Path:
+    """The v1 memory cgroup directory ``pid`` is in."""
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            return MEMORY_CGROUP / path.lstrip("/")
+    raise AssertionError(f"no memory cgroup for {pid}")
+
+
+def receive_console(sock: socket.socket) -> int:
+    """Accept one connection; exactly one message with exactly one fd and a payload."""
+    sock.settimeout(10)
+    conn, _ = sock.accept()
+    with conn:
+        conn.settimeout(10)
+        msg, fds, _flags, _addr = socket.recv_fds(conn, 4096, 4)
+        assert len(fds) == 1, fds
+        assert msg, "empty payload"
+        rest = conn.recv(4096)  # the runtime sends nothing else and hangs up
+        assert rest == b"", rest
+    return fds[0]
 
 
 def force_delete(cid: str, root: Path) -> None:

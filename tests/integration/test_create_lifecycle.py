@@ -11,7 +11,6 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-MEMORY_CGROUP = Path("/sys/fs/cgroup/memory")
 
 
 def _sleeper(make_bundle: Any, **kw: Any) -> Path:
@@ -107,23 +106,15 @@ def test_kill_signal_forms(make_bundle: Any, pyoci_root: Path, signal: str) -> N
         ch.force_delete(cid, pyoci_root)
 
 
-def _memory_cgroup(pid: int) -> Path:
-    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
-        _, controllers, path = line.split(":", 2)
-        if "memory" in controllers.split(","):
-            return MEMORY_CGROUP / path.lstrip("/")
-    raise AssertionError(f"no memory cgroup for {pid}")
-
-
 def test_cgroup_created_and_removed(make_bundle: Any, pyoci_root: Path) -> None:
     cg_name = f"pyoci-test-{helpers.unique_id()}"
     bundle = _sleeper(make_bundle, **{"linux.cgroupsPath": f"/{cg_name}"})
     cid, _ = ch.create(bundle, pyoci_root)
     try:
         pid = helpers.state(cid, pyoci_root)["pid"]
-        cg = MEMORY_CGROUP / cg_name
+        cg = ch.MEMORY_CGROUP / cg_name
         assert cg.is_dir()
-        assert _memory_cgroup(pid) == cg
+        assert ch.memory_cgroup(pid) == cg
         assert str(pid) in (cg / "cgroup.procs").read_text().split()
         helpers.run_pyoci("delete", "--force", cid, root=pyoci_root, check=True)
         assert not cg.exists()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,20 +37,9 @@ def test_namespace_absent_from_config_is_shared(run_probe: Any) -> None:
     assert inside["ipc"] != ch.host_ns("ipc")
 
 
-@pytest.fixture
-def open_bundle_dir(rootfs_template: Path) -> Iterator[Path]:
-    """A bundle parent that a uid-shifted container root can traverse (pytest's is 0700)."""
-    d = Path(tempfile.mkdtemp(prefix="pyoci-userns-"))
-    d.chmod(0o755)
-    try:
-        yield d
-    finally:
-        subprocess.run(["rm", "-rf", str(d)], check=False)
-
-
-def test_user_namespace_mapping(open_bundle_dir: Path, rootfs_template: Path,
+def test_user_namespace_mapping(open_dir: Path, rootfs_template: Path,
                                 pyoci_root: Path) -> None:
-    shared = open_bundle_dir / "shared"
+    shared = open_dir / "shared"
     shared.mkdir()
     os.chown(shared, 100000, 100000)
 
@@ -65,7 +53,7 @@ def test_user_namespace_mapping(open_bundle_dir: Path, rootfs_template: Path,
     cfg = helpers.bundle_config(["/bin/sh", "-c",
                                  "/probe cat /proc/self/uid_map /proc/self/gid_map && "
                                  "/probe touch /shared/made-inside"], mutate=userns)
-    bundle = helpers.write_bundle(open_bundle_dir / "bundle", rootfs_template, cfg)
+    bundle = helpers.write_bundle(open_dir / "bundle", rootfs_template, cfg)
     # The container's root is uid 100000 on the host: it can't mkdir in a root-owned rootfs.
     (bundle / "rootfs" / "shared").mkdir()
     res = helpers.run_pyoci("run", "--bundle", bundle, helpers.unique_id(),

@@ -29,21 +29,6 @@ def test_stdio_pass_through(make_bundle: Any, pyoci_root: Path, tmp_path: Path) 
 
 
 
-def _receive_master(sock: socket.socket) -> int:
-    """Accept one connection; exactly one message with exactly one fd and a payload."""
-    sock.settimeout(10)
-    conn, _ = sock.accept()
-    with conn:
-        conn.settimeout(10)
-        msg, fds, _flags, _addr = socket.recv_fds(conn, 4096, 4)
-        assert len(fds) == 1, fds
-        assert msg, "empty payload"
-        rest = conn.recv(4096)  # the runtime sends nothing else and hangs up
-        assert rest == b"", rest
-    return fds[0]
-
-
-
 def test_console_socket(make_bundle: Any, pyoci_root: Path,
                         console_listener: tuple[str, socket.socket]) -> None:
     path, sock = console_listener
@@ -52,7 +37,7 @@ def test_console_socket(make_bundle: Any, pyoci_root: Path,
                             "process.consoleSize": {"height": 33, "width": 111}})
     cid, _ = ch.create(bundle, pyoci_root, None, "--console-socket", path)
     try:
-        master = _receive_master(sock)
+        master = ch.receive_console(sock)
         try:
             helpers.run_pyoci("start", cid, root=pyoci_root, check=True)
             first = helpers.read_until(master, b"33 111")

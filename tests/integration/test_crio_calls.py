@@ -24,7 +24,6 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-MEMORY_CGROUP = Path("/sys/fs/cgroup/memory")
 
 
 def crio(root: Path, *args: str | os.PathLike[str], input: str | None = None,
@@ -97,16 +96,8 @@ def test_kill_short_all(crio_container: Ctr) -> None:
     assert res.returncode != 0 and "container does not exist" in res.stderr, res
 
 
-def _memory_cgroup(pid: int) -> Path:
-    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
-        _, controllers, path = line.split(":", 2)
-        if "memory" in controllers.split(","):
-            return MEMORY_CGROUP / path.lstrip("/")
-    raise AssertionError(f"no memory cgroup for {pid}")
-
-
 def test_update_resources_from_stdin(crio_container: Ctr) -> None:
-    limit_file = _memory_cgroup(crio_container.pid) / "memory.limit_in_bytes"
+    limit_file = ch.memory_cgroup(crio_container.pid) / "memory.limit_in_bytes"
     before = int(limit_file.read_text())
     limit = 96 * 1024 * 1024
     assert before != limit

@@ -13,7 +13,6 @@ import re
 import socket
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,6 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-MEMORY_CGROUP = Path("/sys/fs/cgroup/memory")
 NAMESPACES = ("pid", "net", "ipc", "uts", "mnt", "cgroup")
 CAP_KILL, CAP_SYS_ADMIN, CAP_CHOWN = 5, 21, 0
 STATUS_KEYS = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp")
@@ -293,18 +291,7 @@ def test_joins_uts_and_mount_namespace_contents(start_container: StartContainer)
     assert [m for m in mounts if m.target == "/proc" and m.fstype == "proc"], mounts
 
 
-@pytest.fixture
-def open_bundle_dir() -> Iterator[Path]:
-    """A bundle parent that a uid-shifted container root can traverse (pytest's is 0700)."""
-    d = Path(tempfile.mkdtemp(prefix="pyoci-exec-userns-"))
-    d.chmod(0o755)
-    try:
-        yield d
-    finally:
-        subprocess.run(["rm", "-rf", str(d)], check=False)
-
-
-def test_user_namespace(start_container: StartContainer, open_bundle_dir: Path,
+def test_user_namespace(start_container: StartContainer, open_dir: Path,
                         rootfs_template: Path, tmp_path: Path) -> None:
     def userns(cfg: dict[str, Any]) -> None:
         cfg["linux"]["namespaces"].append({"type": "user"})
@@ -312,7 +299,7 @@ def test_user_namespace(start_container: StartContainer, open_bundle_dir: Path,
         cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
 
     cfg = helpers.bundle_config(["/probe", "sleep", "inf"], mutate=userns)
-    c = start_container(bundle=helpers.write_bundle(open_bundle_dir / "bundle",
+    c = start_container(bundle=helpers.write_bundle(open_dir / "bundle",
                                                     rootfs_template, cfg))
     inside = helpers.parse_pairs(c.exec_ok("ID", "/probe", "ns"))
     for name in (*NAMESPACES, "user"):
@@ -326,17 +313,9 @@ def test_user_namespace(start_container: StartContainer, open_bundle_dir: Path,
     assert ch.ns_inode(pid, "user") == ch.ns_inode(c.pid, "user")
 
 
-def _memory_cgroup(pid: int) -> Path:
-    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
-        _, controllers, path = line.split(":", 2)
-        if "memory" in controllers.split(","):
-            return MEMORY_CGROUP / path.lstrip("/")
-    raise AssertionError(f"no memory cgroup for {pid}")
-
-
 def test_joins_the_container_cgroup(running: Running, tmp_path: Path) -> None:
-    cg = _memory_cgroup(running.pid)
-    assert cg != _memory_cgroup(os.getpid()) and cg.name == running.cid, cg
+    cg = ch.memory_cgroup(running.pid)
+    assert cg != ch.memory_cgroup(os.getpid()) and cg.name == running.cid, cg
     pid = detached(running, tmp_path, "ID", "/probe", "sleep", "inf")
     assert str(pid) in (cg / "cgroup.procs").read_text().split()
     # Every hierarchy, not just memory.
@@ -453,15 +432,7 @@ def test_console_socket_detached(running: Running, tmp_path: Path,
     path, sock = console_listener
     pid = detached(running, tmp_path, "-t", "--console-socket", path, "ID",
                    "/bin/sh", "-c", "/probe tty; read line; echo got-$line")
-    sock.settimeout(10)
-    conn, _ = sock.accept()
-    with conn:
-        conn.settimeout(10)
-        msg, fds, _flags, _addr = socket.recv_fds(conn, 4096, 4)
-        assert len(fds) == 1, fds
-        assert msg, "empty payload"
-        assert conn.recv(4096) == b""  # one message, then the runtime hangs up
-    master = fds[0]
+    master = ch.receive_console(sock)
     try:
         first = helpers.read_until(master, b"\n")
         assert re.match(rb"/dev/pts/\d+\r?\n", first), first

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -215,17 +214,6 @@ def test_intel_rdt_fails_clearly(make_bundle, pyoci_root: Path) -> None:
 
 
 # ---- idmapped bind mounts ------------------------------------------------------------
-
-@pytest.fixture
-def open_dir() -> Iterator[Path]:
-    """A 0755 dir (pytest's tmp dirs are 0700, which a uid-shifted root can't traverse)."""
-    d = Path(tempfile.mkdtemp(prefix="pyoci-idmap-"))
-    d.chmod(0o755)
-    try:
-        yield d
-    finally:
-        subprocess.run(["rm", "-rf", str(d)], check=False)
-
 
 @pytest.fixture
 def id_source(open_dir: Path) -> Path:

@@ -4,9 +4,6 @@ mapped ids have (config-linux.md "User namespace mappings")."""
 from __future__ import annotations
 
 import os
-import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +14,6 @@ pytestmark = pytest.mark.integration
 
 UIDS = [{"containerID": 0, "hostID": 100000, "size": 1000},
         {"containerID": 1000, "hostID": 300000, "size": 1000}]
-
-
-@pytest.fixture
-def open_dir() -> Iterator[Path]:
-    """A bundle parent that shifted ids can traverse (pytest's tmp dirs are 0700)."""
-    d = Path(tempfile.mkdtemp(prefix="pyoci-userns-"))
-    d.chmod(0o755)
-    try:
-        yield d
-    finally:
-        subprocess.run(["rm", "-rf", str(d)], check=False)
 
 
 def _bundle(open_dir: Path, rootfs_template: Path, script: str,
