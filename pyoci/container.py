@@ -262,22 +262,18 @@ class Container:
 
 
 def _remove_abandoned_cgroup(intent: "dict[str, Any]") -> None:
-    """A create died between making its cgroup and recording it: remove the leaf."""
+    """A create died between making its cgroup and recording it: remove the leaves."""
     from pyoci.cgroups import from_state
-    from pyoci.cgroups.base import remove_created
 
     mgr = from_state(intent)
     # A create killed half-way through mkdir may have made only some hierarchies'
-    # directories: remove whichever exist, even if the one exists() looks at doesn't.
+    # directories: destroy() removes whichever leaves exist.
     if mgr.exists():
         mgr.kill_all(9)
         deadline = time.monotonic() + 5
         while mgr.pids() and time.monotonic() < deadline:
             time.sleep(0.01)
-    leaves = [p for p in (intent.get("paths") or {}).values() if p]
-    if intent.get("unified_root"):
-        leaves.append(f"{intent['unified_root'].rstrip('/')}/{intent['path'].lstrip('/')}")
-    remove_created(leaves)
+    mgr.destroy()
 
 
 def remove_leftover(store: Store, cid: str) -> None:

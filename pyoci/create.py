@@ -11,7 +11,7 @@ import os
 import time
 
 from pyoci import SPEC_VERSION, faults
-from pyoci.errors import PyociError, SpecError
+from pyoci.errors import CgroupError, PyociError, SpecError
 from pyoci.state import status as st
 from pyoci.state.store import CONFIG_FILE, FIFO, Store, check_id, write_atomic
 
@@ -123,7 +123,7 @@ def create(store: Store, cid: str, opts: Options) -> Created:
         now = time.time()
         from pyoci.cgroups import manager_for
 
-        cgroup = manager_for(linux.get("cgroupsPath"), cid)
+        cgroup = _unused(manager_for(linux.get("cgroupsPath"), cid))
         state: dict[str, Any] = {
             "ociVersion": config.get("ociVersion", SPEC_VERSION),
             "id": cid,
@@ -143,6 +143,9 @@ def create(store: Store, cid: str, opts: Options) -> Created:
         }
         store.save(cid, state, durable=False)  # transient: rewritten below
         cgroup.create(linux.get("resources"))
+        if cgroup.frozen_by_anyone():
+            # The init would wait in the freezer forever (runc's check and wording).
+            raise CgroupError("container's cgroup unexpectedly frozen")
         warnings += [f"linux.resources.{k}: not supported by this host's cgroups, ignored"
                      for k in getattr(cgroup, "ignored", ())]
         state["cgroup"] = cgroup.to_state()
@@ -239,6 +242,19 @@ def _hook_state(state: dict[str, Any], pid: int) -> dict[str, Any]:
             "bundle": state["bundle"], "annotations": state["annotations"]}
 
 
+def _unused(cgroup: Any) -> Any:
+    """The manager, once its cgroup is known to hold no process of someone else's.
+
+    Checked before the cgroup counts as the container's, so a refusal never
+    kills or removes what the other processes live in (runc's wording).
+    """
+    if cgroup.exists():
+        pids = cgroup.pids()
+        if pids:
+            raise CgroupError(f"container's cgroup is not empty: {len(pids)} process(es) found")
+    return cgroup
+
+
 def _rollback(store: Store, cid: str, cgroup: Any, pid: int) -> None:
     """Undo a partial create; never let a cleanup error replace the original one."""
     if pid:
@@ -248,7 +264,7 @@ def _rollback(store: Store, cid: str, cgroup: Any, pid: int) -> None:
             pass
     if cgroup is not None:
         try:
-            if cgroup.exists():
+            if cgroup.exists() and cgroup.pids():
                 cgroup.kill_all(9)
             deadline = time.monotonic() + 5
             while cgroup.exists() and cgroup.pids() and time.monotonic() < deadline:

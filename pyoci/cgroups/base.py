@@ -15,6 +15,7 @@ import time
 from abc import ABC, abstractmethod
 
 from pyoci.errors import CgroupError
+from pyoci.state.recorded_cgroup import remove_unused_parents
 from pyoci.state.recorded_cgroup import write_file  # noqa: F401 - the one writer, re-exported
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up
@@ -28,6 +29,8 @@ CGROUP_ROOT = "/sys/fs/cgroup"
 # keeps a cgroup busy for a moment after its last task has exited.
 _RMDIR_TRIES = 20
 _RMDIR_SLEEP = 0.01
+# How often mkdirs() makes a chain again after a parent vanished under it.
+_MKDIR_TRIES = 50
 
 
 def _reason(exc: OSError) -> str:
@@ -107,7 +110,22 @@ def mkdirs(path: str, on_new: Any = None) -> list[str]:
 
     ``on_new(dir)`` runs right after each new directory appears, before its
     child is made: v1 cpuset needs cpus/mems copied down level by level.
+    A parent that vanishes half-way was removed by another container's delete
+    while it was empty (that delete can't see a create that hasn't made its
+    leaf yet), so the chain is simply made again.
     """
+    made: list[str] = []
+    for attempt in range(_MKDIR_TRIES):
+        try:
+            _mkdir_chain(path, on_new, made)
+            return made
+        except FileNotFoundError as exc:
+            if attempt == _MKDIR_TRIES - 1:
+                raise CgroupError(f"cgroup: mkdir {exc.filename}: {_reason(exc)}") from exc
+    return made
+
+
+def _mkdir_chain(path: str, on_new: Any, made: list[str]) -> None:
     missing: list[str] = []
     cur = path
     while not os.path.isdir(cur):
@@ -116,18 +134,19 @@ def mkdirs(path: str, on_new: Any = None) -> list[str]:
         if parent == cur:
             break
         cur = parent
-    made: list[str] = []
     for d in reversed(missing):
         try:
             os.mkdir(d, 0o755)
         except FileExistsError:
             continue  # a concurrent create made it; it is not ours to remove
+        except FileNotFoundError:
+            raise  # a parent vanished: mkdirs() makes the chain again
         except OSError as exc:
             raise CgroupError(f"cgroup: mkdir {d}: {_reason(exc)}") from exc
-        made.append(d)
+        if d not in made:
+            made.append(d)
         if on_new is not None:
             on_new(d)
-    return made
 
 
 def rmdir_retry(path: str) -> None:
@@ -147,26 +166,17 @@ def rmdir_retry(path: str) -> None:
             time.sleep(_RMDIR_SLEEP * (attempt + 1))
 
 
-def remove_created(created: Iterable[str]) -> None:
-    """Remove exactly the directories a manager made, deepest first.
+def remove_leaf(leaf: str) -> None:
+    """Remove the container's own cgroup directory and any cgroups nested in it.
 
-    Any child cgroups the container made itself under its own cgroup (e.g.
-    systemd inside the container) are removed too, since rmdir of a cgroup
-    with children fails; those lie inside a directory we created, so they are
-    ours by inheritance.  Every path is tried; the first error is raised.
+    Cgroups the container made inside its own (systemd in the container, say)
+    are its own too; rmdir of a cgroup with children fails, so they go first.
+    Nothing outside ``leaf`` is ever walked: a parent is shared with siblings.
     """
-    first: CgroupError | None = None
-    ordered = sorted(set(created), key=lambda p: p.count("/"), reverse=True)
-    for path in ordered:
-        try:
-            if os.path.isdir(path):
-                nested = sorted(walk_dirs(path), key=lambda p: p.count("/"), reverse=True)
-                for sub in nested:
-                    rmdir_retry(sub)
-        except CgroupError as exc:
-            first = first or exc
-    if first is not None:
-        raise first
+    if not os.path.isdir(leaf):
+        return
+    for sub in sorted(walk_dirs(leaf), key=lambda p: p.count("/"), reverse=True):
+        rmdir_retry(sub)
 
 
 def parse_rdma(rdma: dict[str, Any]) -> list[str]:
@@ -215,9 +225,31 @@ class Manager(ABC):
     def set(self, resources: dict[str, Any]) -> None:
         """Apply ``linux.resources`` (also the body of ``update``)."""
 
+    def leaves(self) -> list[str]:
+        """The container's own directory in each hierarchy (``apply`` writes its pid there).
+
+        A leaf is the container's even if it existed before ``create`` (as in runc and
+        crun): one left behind with limits in it would shape the next container.
+        """
+        return []
+
     def destroy(self) -> None:
-        """Remove the directories this manager created; safe to repeat."""
-        remove_created(self.created)
+        """Remove the container's leaves, then the parents it made if nobody else uses them.
+
+        Safe to repeat. A parent goes only if ``rmdir`` takes it, which the kernel
+        refuses while any sibling cgroup lives in it; a sibling's create that
+        loses the race makes the parent again (see :func:`mkdirs`).
+        """
+        first: CgroupError | None = None
+        leaves = self.leaves()
+        for leaf in leaves:
+            try:
+                remove_leaf(leaf)
+            except CgroupError as exc:
+                first = first or exc
+        if first is not None:
+            raise first
+        remove_unused_parents(self.created, leaves)
         self.created = []
 
     # -- inspection and control -----------------------------------------
@@ -236,6 +268,10 @@ class Manager(ABC):
     @abstractmethod
     def frozen(self) -> bool:
         """Whether the cgroup is frozen (the ``paused`` status)."""
+
+    def frozen_by_anyone(self) -> bool:
+        """Frozen by its own freezer or an ancestor's (v1's freezer.state shows both)."""
+        return self.frozen()
 
     def kill_all(self, sig: int) -> None:
         """Signal every process in the cgroup.

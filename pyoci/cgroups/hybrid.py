@@ -46,6 +46,9 @@ class HybridManager(V1Manager):
         super().apply(pid)
         write_file(os.path.join(self.unified, "cgroup.procs"), pid)
 
+    def leaves(self) -> list[str]:
+        return [*super().leaves(), self.unified]
+
     def _set_hugetlb(self, limits: list[dict[str, Any]]) -> None:
         if "hugetlb" in self.paths:
             super()._set_hugetlb(limits)

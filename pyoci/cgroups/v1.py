@@ -285,9 +285,12 @@ class V1Manager(Manager):
             for line in convert.v1_device_lines(rule):
                 write_file(os.path.join(d, target), line)
 
+    def leaves(self) -> list[str]:
+        return self._dirs()
+
     def destroy(self) -> None:
         # A frozen cgroup can't be emptied; thaw so dying tasks can exit.
-        if "freezer" in self.paths and self.frozen():
+        if "freezer" in self.paths and self.frozen() and self.pids():
             try:
                 self.thaw()
             except CgroupError:

@@ -71,6 +71,8 @@ def make_path(root: str, leaf: str) -> list[str]:
 
     Returns the directories made.  Existing ancestors get controllers enabled
     too, since a pre-made parent (e.g. /pyoci from an older run) may lack them.
+    A parent removed half-way by another container's delete (it was empty a
+    moment ago) is made again, as :func:`pyoci.cgroups.base.mkdirs` does.
     """
     rel = os.path.relpath(leaf, root)
     chain = [root]
@@ -80,11 +82,26 @@ def make_path(root: str, leaf: str) -> list[str]:
             cur = os.path.join(cur, part)
             chain.append(cur)
     made: list[str] = []
+    for attempt in range(_MAKE_TRIES):
+        try:
+            _make_chain(chain, made)
+            return made
+        except CgroupError as exc:
+            if not isinstance(exc.__cause__, FileNotFoundError) or attempt == _MAKE_TRIES - 1:
+                raise
+    return made
+
+
+_MAKE_TRIES = 50
+
+
+def _make_chain(chain: list[str], made: list[str]) -> None:
     for i, d in enumerate(chain):
         if not os.path.isdir(d):
             try:
                 os.mkdir(d, 0o755)
-                made.append(d)
+                if d not in made:
+                    made.append(d)
             except FileExistsError:
                 pass
             except OSError as exc:
@@ -92,7 +109,6 @@ def make_path(root: str, leaf: str) -> list[str]:
                 raise CgroupError(f"cgroup: mkdir {d}: {reason}") from exc
         if i < len(chain) - 1:
             enable_controllers(d)
-    return made
 
 
 # -- resources -------------------------------------------------------------
@@ -432,6 +448,14 @@ class V2Manager(Manager):
 
     def apply(self, pid: int) -> None:
         _write(self.dir, "cgroup.procs", pid)
+
+    def leaves(self) -> list[str]:
+        return [self.dir]
+
+    def frozen_by_anyone(self) -> bool:
+        """cgroup.events says frozen also when an ancestor's cgroup.freeze is the cause."""
+        return parse_flat_keyed(read_optional(os.path.join(self.dir, "cgroup.events"))).get(
+            "frozen") == 1 or self.frozen()
 
     def clone_dir(self) -> str | None:
         return self.dir

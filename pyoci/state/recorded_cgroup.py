@@ -15,7 +15,7 @@ import posix
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
     from typing import Any
 
 
@@ -49,19 +49,17 @@ def frozen(cgroup_state: "dict[str, Any]") -> bool:
 
 
 def remove_if_empty(cgroup_state: "dict[str, Any]") -> bool:
-    """Remove the directories the container's create made, if they are simply empty.
+    """Remove the container's cgroup directly, if it is simply empty.
 
-    True when they are gone. False when the manager must take over: tasks
+    True when it is gone. False when the manager must take over: tasks
     still inside (without a pid namespace the init's death leaves the rest
-    alive), a frozen cgroup, a leaf that pyoci didn't make, or an ``rmdir``
-    that fails (EBUSY: nested cgroups, or tasks still on their way out).
+    alive), a frozen cgroup, a mode not listed here, or an ``rmdir`` that
+    fails (EBUSY: nested cgroups, or tasks still on their way out).
     """
-    mode = cgroup_state.get("mode")
-    if mode == "none":
+    if cgroup_state.get("mode") == "none":
         return True
-    created = set(cgroup_state.get("created") or ())
-    leaves = {p for p in (cgroup_state.get("paths") or {}).values() if p}
-    if mode not in _FREEZER or not leaves or not leaves <= created or frozen(cgroup_state):
+    leaves = directories(cgroup_state)
+    if not leaves or frozen(cgroup_state):
         return False
     for leaf in leaves:
         try:
@@ -75,14 +73,30 @@ def remove_if_empty(cgroup_state: "dict[str, Any]") -> bool:
                 return False
         finally:
             posix.close(fd)
-    for path in sorted(created, key=lambda p: p.count("/"), reverse=True):
+    for leaf in leaves:
         try:
-            posix.rmdir(path)
+            posix.rmdir(leaf)
         except FileNotFoundError:
             continue
         except OSError:
             return False
+    remove_unused_parents(cgroup_state.get("created") or (), leaves)
     return True
+
+
+def remove_unused_parents(created: "Iterable[str]", leaves: "Iterable[str]") -> None:
+    """Remove the parents this container's create made, deepest first, where nobody uses them.
+
+    Only ``rmdir`` decides: the kernel refuses it while any cgroup lives inside,
+    so a sibling is never touched, walked into or waited for. A parent still in
+    use simply stays (runc and crun never remove parents at all).
+    """
+    skip = set(leaves)
+    for path in sorted(set(created) - skip, key=lambda p: p.count("/"), reverse=True):
+        try:
+            posix.rmdir(path)
+        except OSError:
+            continue
 
 
 def directories(cgroup_state: "dict[str, Any]") -> list[str] | None:

@@ -291,6 +291,24 @@ def test_detached_stop_falls_back_to_kill(pm) -> None:
     assert_gone(pm, cid)
 
 
+def test_rm_force_one_by_one_while_the_others_run(pm) -> None:
+    """Three detached containers share podman's ``/libpod_parent``; each ``rm -f`` takes only its own.
+
+    Seen before: the first container had recorded the shared parent as its own, so its
+    ``pyoci delete --force`` walked into the siblings' cgroups, podman exited 125 and the
+    state stayed under the runtime's root.
+    """
+    cids = [start_sleeper(pm) for _ in range(3)]
+    for i, cid in enumerate(cids):
+        res = pm.podman("rm", "-f", cid, timeout=60)
+        assert res.returncode == 0, res.stderr
+        assert_gone(pm, cid)
+        for other in cids[i + 1:]:
+            assert pm.inspect(other, "{{.State.Status}}") == "running"
+            assert (pm.state_root / other).is_dir()
+            assert podman_env.container_cgroups(other), f"libpod-{other} cgroup removed"
+
+
 @pytest.mark.skipif(not podman_env.CATATONIT.is_file(),
                     reason=f"{podman_env.CATATONIT} (catatonit) is not installed")
 def test_detached_stop_with_init(pm) -> None:

@@ -449,14 +449,36 @@ def test_write_file_error_names_the_file(tmp_path: Path) -> None:
     assert str(info.value) == f"cgroup: open {missing}: no such file or directory"
 
 
-def test_mkdirs_and_remove_created(tmp_path: Path) -> None:
+def test_mkdirs_then_leaf_and_unused_parents_removed(tmp_path: Path) -> None:
     (tmp_path / "keep").mkdir()
     made = base.mkdirs(str(tmp_path / "keep/a/b/c"))
     assert made == [str(tmp_path / p) for p in ("keep/a", "keep/a/b", "keep/a/b/c")]
     (tmp_path / "keep/a/b/c/nested").mkdir()  # made by the container itself
-    base.remove_created(made)
-    assert (tmp_path / "keep").is_dir() and not (tmp_path / "keep/a").exists()
-    base.remove_created(made)
+    (tmp_path / "keep/a/sibling").mkdir()  # another container's leaf under a parent we made
+    base.remove_leaf(str(tmp_path / "keep/a/b/c"))
+    base.remove_unused_parents(made, [str(tmp_path / "keep/a/b/c")])
+    assert not (tmp_path / "keep/a/b").exists()
+    # The parent still holding a sibling stays, and the sibling is untouched.
+    assert (tmp_path / "keep/a/sibling").is_dir()
+    base.remove_leaf(str(tmp_path / "keep/a/b/c"))  # idempotent
+
+
+def test_mkdirs_makes_a_parent_again_when_it_vanishes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another container's delete removed the (then empty) parent between our two mkdirs."""
+    real_mkdir = os.mkdir
+    removed = []
+
+    def racing_mkdir(path: str, mode: int = 0o777) -> None:
+        real_mkdir(path, mode)
+        if path.endswith("/parent") and not removed:
+            removed.append(path)
+            os.rmdir(path)
+
+    monkeypatch.setattr(os, "mkdir", racing_mkdir)
+    made = base.mkdirs(str(tmp_path / "parent/leaf"))
+    assert (tmp_path / "parent/leaf").is_dir()
+    assert made == [str(tmp_path / "parent"), str(tmp_path / "parent/leaf")]
 
 
 def test_parse_flat_keyed() -> None:

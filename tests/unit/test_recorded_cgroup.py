@@ -106,9 +106,25 @@ def test_remove_if_empty_removes_what_create_made(tmp_path: Path) -> None:
     assert placement.remove_if_empty(record)  # again: already gone is fine
 
 
-@pytest.mark.parametrize("case", ["tasks", "frozen", "not-ours", "busy"])
+def test_remove_if_empty_takes_a_pre_existing_leaf_but_not_its_parent(tmp_path: Path) -> None:
+    """The leaf is the container's even if create found it; the parent it didn't make stays."""
+    record = _v1_record(tmp_path, made=False)
+    assert placement.remove_if_empty(record)
+    assert not (tmp_path / "freezer" / "pyoci" / "c1").exists()
+    assert (tmp_path / "freezer" / "pyoci").is_dir()
+
+
+def test_remove_if_empty_keeps_a_parent_a_sibling_uses(tmp_path: Path) -> None:
+    record = _v1_record(tmp_path)
+    (tmp_path / "freezer" / "pyoci" / "sibling").mkdir()
+    assert placement.remove_if_empty(record)
+    assert not (tmp_path / "freezer" / "pyoci" / "c1").exists()
+    assert (tmp_path / "freezer" / "pyoci" / "sibling").is_dir()
+
+
+@pytest.mark.parametrize("case", ["tasks", "frozen", "busy"])
 def test_remove_if_empty_leaves_the_unusual_to_the_manager(tmp_path: Path, case: str) -> None:
-    record = _v1_record(tmp_path, made=case != "not-ours")
+    record = _v1_record(tmp_path)
     leaf = Path(record["paths"]["freezer"])
     if case == "tasks":
         (leaf / "cgroup.procs").write_text("123\n")
