@@ -15,8 +15,10 @@ import time
 from abc import ABC, abstractmethod
 
 from pyoci.errors import CgroupError
-from pyoci.state.recorded_cgroup import remove_unused_parents
-from pyoci.state.recorded_cgroup import write_file  # noqa: F401 - the one writer, re-exported
+from pyoci.state.recorded_cgroup import (
+    remove_unused_parents,
+    write_file,  # noqa: F401 - the one writer, re-exported
+)
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up
 if TYPE_CHECKING:

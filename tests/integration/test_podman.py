@@ -292,7 +292,7 @@ def test_detached_stop_falls_back_to_kill(pm) -> None:
 
 
 def test_rm_force_one_by_one_while_the_others_run(pm) -> None:
-    """Three detached containers share podman's ``/libpod_parent``; each ``rm -f`` takes only its own.
+    """Three detached containers share podman's ``/libpod_parent``: ``rm -f`` takes only its own.
 
     Seen before: the first container had recorded the shared parent as its own, so its
     ``pyoci delete --force`` walked into the siblings' cgroups, podman exited 125 and the
