@@ -90,13 +90,25 @@ def make_in_root(rootfd: int, path: str, is_file: bool, mode: int = 0o755) -> in
 
 def mount_entry(rootfd: int, entry: dict, bundle: str, in_userns: bool,
                 cgroup_mount: object = None, linux: dict | None = None,
-                idmap_tree: int | None = None) -> None:
+                idmap_tree: int | None = None) -> str | None:
     """Apply one entry of ``mounts``; ``idmap_tree`` is its idmapped copy, made by the
-    parent while still in the host's user namespace."""
+    parent while still in the host's user namespace.
+
+    A read-only tmpfs (or /dev) is mounted read-write and its destination returned:
+    devices, submounts and tmpcopyup still have to write into it, so the caller
+    remounts it read-only (``remount_readonly``) once the rest of the rootfs exists.
+    """
     dest = entry["destination"]
     mtype = entry.get("type")
     opts = m.parse_options(entry.get("options") or [], mtype)
     source = entry.get("source")
+    readonly_later = None
+    if not opts.bind and opts.flags & m.MS_RDONLY and (
+            mtype == "tmpfs" or os.path.normpath(dest) == "/dev"):
+        opts.flags &= ~m.MS_RDONLY
+        readonly_later = dest
+    if mtype in ("proc", "sysfs") and not opts.bind:
+        _require_ordinary_dir(rootfd, dest, mtype)
     if opts.bind:
         if source and not source.startswith("/"):
             source = os.path.join(bundle, source)
@@ -111,7 +123,7 @@ def mount_entry(rootfd: int, entry: dict, bundle: str, in_userns: bool,
             cgroup_mount(rootfd, dest, fd, opts)  # type: ignore[operator]
         finally:
             os.close(fd)
-        return
+        return None
     fd = make_in_root(rootfd, dest, is_file)
     try:
         target = m.fd_path(fd)
@@ -162,6 +174,68 @@ def mount_entry(rootfd: int, entry: dict, bundle: str, in_userns: bool,
                       f"{os.strerror(e.errno or 0).lower()}") from None
     finally:
         os.close(fd)
+    return readonly_later
+
+
+def _require_ordinary_dir(rootfd: int, dest: str, mtype: str) -> None:
+    """proc and sysfs go only on a directory, never through a symlink in the image.
+
+    The image's ``/proc -> /elsewhere`` would be followed inside the rootfs and
+    put a procfs where masked and read-only paths don't look. runc refuses it
+    with the same words; a missing destination is fine (it is made).
+    """
+    parent, _, name = os.path.normpath("/" + dest).rpartition("/")
+    try:
+        pfd = open_in_root(rootfd, parent or "/")
+    except FileNotFoundError:
+        return
+    try:
+        st = os.stat(name or ".", dir_fd=pfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    finally:
+        os.close(pfd)
+    if not stat.S_ISDIR(st.st_mode):
+        raise OSError(errno.ENOTDIR, f'error mounting "{mtype}" to rootfs at "{dest}": '
+                      f'filesystem "{mtype}" must be mounted on ordinary directory')
+
+
+def remount_readonly(dest: str) -> None:
+    """The deferred half of a read-only tmpfs (see ``mount_entry``), inside the new root."""
+    root = os.open("/", O_PATH | os.O_CLOEXEC)
+    try:
+        fd = open_in_root(root, dest)
+    finally:
+        os.close(root)
+    try:
+        target = m.fd_path(fd)
+        m.mount(None, target, None, m.MS_REMOUNT | m.MS_RDONLY | m.locked_flags(target))
+    except OSError as e:
+        raise OSError(e.errno, f"remount {dest} read-only: "
+                      f"{os.strerror(e.errno or 0).lower()}") from None
+    finally:
+        os.close(fd)
+
+
+def make_cwd(cwd: str) -> None:
+    """Create a missing ``process.cwd`` inside the new root, as runc and crun do.
+
+    Before the root goes read-only; owned by the container's root, mode 0755 (less
+    the umask), like runc's MkdirAll. Symlinks on the way stay inside the root.
+    Anything but a missing path is left for the chdir to report.
+    """
+    root = os.open("/", O_PATH | os.O_CLOEXEC)
+    try:
+        try:
+            os.close(open_in_root(root, cwd))
+            return
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return
+        os.close(make_in_root(root, cwd, False))
+    finally:
+        os.close(root)
 
 
 def _copy_up(below: int, rootfd: int, dest: str) -> None:
@@ -214,10 +288,58 @@ def pivot(rootfd: int, rootfs: str) -> None:
 
 def chroot_into(rootfd: int, rootfs: str) -> None:
     """--no-pivot: move the rootfs mount over / and chroot, for ramfs-rooted hosts."""
+    hide_host_procfs(rootfs)
     os.fchdir(rootfd)
     m.mount(rootfs, "/", None, m.MS_MOVE)
     os.chroot(".")
     os.chdir("/")
+
+
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as octal escapes."""
+    for esc, ch in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
+        field = field.replace(esc, ch)
+    return field
+
+
+def hide_host_procfs(rootfs: str) -> None:
+    """Without pivot_root the old root stays in the mount namespace, under the rootfs.
+
+    The kernel lets a user namespace mount a fresh proc or sysfs only if a fully
+    visible one already exists in the mount namespace (mount_too_revealing). The
+    host's /proc and /sys would be one, so a container process could ``unshare -mrpf``
+    and mount proc. Detach every whole (root "/") proc and sysfs outside the rootfs,
+    as runc's msMoveRoot does; where we may not (locked in a user namespace), cover
+    it with an empty tmpfs.
+    """
+    with open("/proc/self/mountinfo") as f:
+        lines = f.read().splitlines()
+    inside = rootfs.rstrip("/") + "/"
+    targets = []
+    for line in lines:
+        fields = line.split()
+        try:
+            fstype = fields[fields.index("-", 6) + 1]
+        except (ValueError, IndexError):
+            continue
+        point = _unescape(fields[4])
+        if (fstype in ("proc", "sysfs") and fields[3] == "/"
+                and not (point + "/").startswith(inside)):
+            targets.append(point)
+    for point in targets:
+        try:
+            # Slave first, so the unmount can't reach the host whatever the propagation.
+            m.mount(None, point, None, m.MS_SLAVE | m.MS_REC)
+        except OSError as e:
+            if e.errno in (errno.ENOENT, errno.EINVAL):
+                continue  # gone with a mount detached already
+            raise
+        try:
+            m.umount(point, m.MNT_DETACH)
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.EPERM):
+                raise
+            m.mount("tmpfs", point, "tmpfs", 0, None)
 
 
 def finish_propagation(rootfs_propagation: str | None) -> None:

@@ -179,6 +179,7 @@ class Child:
         # spec's "inherit"): nothing is mounted, it is only chrooted into root.path.
         own_mounts = plan.has_ns("mount")
         rootfd = -1
+        readonly_later: list[str] = []  # read-only tmpfs mounts, remounted ro last
         if own_mounts:
             self.stage = "rootfs"
             rootfs.prepare_propagation(linux.get("rootfsPropagation"))
@@ -187,8 +188,10 @@ class Child:
             faults.point("create:child-mounts")
             dev_bound = False
             for index, entry in enumerate(plan.config.get("mounts") or []):
-                rootfs.mount_entry(rootfd, entry, plan.bundle, in_userns, self.cgroup_mount,
-                                   linux, self.idmap_trees.get(index))
+                later = rootfs.mount_entry(rootfd, entry, plan.bundle, in_userns,
+                                           self.cgroup_mount, linux, self.idmap_trees.get(index))
+                if later is not None:
+                    readonly_later.append(later)
                 if entry["destination"].rstrip("/") == "/dev":
                     kinds = {entry.get("type"), *(entry.get("options") or [])}
                     dev_bound = bool(kinds & {"bind", "rbind"})
@@ -232,7 +235,12 @@ class Child:
 
             terminal.setup(self.console, process.get("consoleSize"), console_mount=own_mounts)
             os.close(self.console)
+        self.stage = "cwd"
+        rootfs.make_cwd(process.get("cwd") or "/")
         if own_mounts:
+            self.stage = "readonly mounts"
+            for dest in readonly_later:
+                rootfs.remount_readonly(dest)
             self.stage = "masked paths"
             for path in linux.get("maskedPaths") or []:
                 rootfs.mask_path(path)
