@@ -82,7 +82,7 @@ def test_sources_under_a_0700_dir(open_dir: Path, rootfs_template: Path, pyoci_r
 def test_options_apply_to_a_private_source_in_userns(open_dir: Path, rootfs_template: Path,
                                                      pyoci_root: Path, private_dir: Path) -> None:
     """ro/nosuid/nodev/noexec and propagation still land on the mount the runtime opened."""
-    src, one = _sources(private_dir)
+    src, _ = _sources(private_dir)
     mounts = [{"destination": "/data", "type": "bind", "source": str(src),
                "options": ["rbind", "ro", "nosuid", "nodev", "noexec", "rprivate"]},
               {"destination": "/rw", "type": "bind", "source": str(src),
@@ -139,12 +139,11 @@ def test_unopenable_source_fails_with_its_errno(open_dir: Path, rootfs_template:
     ch.assert_nothing_left(pyoci_root, cid)
 
 
-@pytest.mark.parametrize("userns", [True, False], ids=["userns", "no-userns"])
+@pytest.mark.parametrize("mode", ["userns", "no-userns", "idmapped"])
 def test_shared_source_becomes_a_slave(open_dir: Path, rootfs_template: Path,
-                                       pyoci_root: Path, private_dir: Path,
-                                       userns: bool) -> None:
+                                       pyoci_root: Path, private_dir: Path, mode: str) -> None:
     """A bind of a shared host mount receives the host's later mounts and sends none back:
-    the runtime's copy must not join the host's peer group."""
+    the runtime's copy (plain or idmapped) must not join the host's peer group."""
     shared = private_dir / "shared"
     shared.mkdir(mode=0o755)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=755", "tmpfs", str(shared)], check=True)
@@ -154,7 +153,9 @@ def test_shared_source_becomes_a_slave(open_dir: Path, rootfs_template: Path,
         bundle = _bundle(open_dir, rootfs_template,
                          ["/bin/sh", "-c", "/probe mounts; /probe ls /data/sub"],
                          [{"destination": "/data", "type": "bind", "source": str(shared),
-                           "options": ["rbind"]}], userns)
+                           "options": ["rbind"],
+                           **({"uidMappings": MAP, "gidMappings": MAP}
+                              if mode == "idmapped" else {})}], mode != "no-userns")
         out = open_dir / "out"
         with ch.created(bundle, pyoci_root, stdout=out) as cid:
             subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(shared / "sub")], check=True)
