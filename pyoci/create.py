@@ -182,12 +182,21 @@ def create(store: Store, cid: str, opts: Options) -> Created:
             from pyoci.linux import idmap
 
             trees = idmap.prepare(config.get("mounts") or [], opts.bundle, linux)
+        if _sources_from_parent(plan):
+            from pyoci.linux.rootfs import open_bind_sources
+
+            try:
+                trees.update(open_bind_sources(config.get("mounts") or [], opts.bundle))
+            except BaseException:
+                for fd in trees.values():
+                    os.close(fd)
+                raise
         placement: dict[str, str] = {}
         try:
             init_pid = spawn(
                 plan, state_dir, place=(cgroup.apply if cgroup is not None else lambda pid: None),
                 run_parent_hooks=parent_hooks, cgroup_mount=mounter, on_pid=record_pid,
-                console=console, idmap_trees=trees, cgroup_dir=cgroup.clone_dir(),
+                console=console, mount_trees=trees, cgroup_dir=cgroup.clone_dir(),
                 placement=placement,
             )
         finally:
@@ -214,6 +223,18 @@ def create(store: Store, cid: str, opts: Options) -> Created:
         if console is not None:
             os.close(console)
     return Created(init_pid, warnings, ours)
+
+
+def _sources_from_parent(plan: Any) -> bool:
+    """Whether we open the bind sources (rootfs.open_bind_sources) rather than the init.
+
+    With a user namespace the init is root only there: a source under a 0700 host
+    directory is out of its reach. A joined mount namespace is where the sources
+    must be looked up, so the init does it there; without one, nothing is mounted.
+    """
+    if not plan.has_ns("mount") or any(t == "mount" for t, _ in plan.join):
+        return False
+    return plan.new_userns or any(t == "user" for t, _ in plan.join)
 
 
 def _make_fifo(path: str, plan: Any, mode: int) -> None:

@@ -19,8 +19,7 @@ OPEN_TREE_CLOEXEC = 0o2000000
 AT_RECURSIVE = 0x8000
 AT_EMPTY_PATH = 0x1000
 MOUNT_ATTR_IDMAP = 0x00100000
-MOVE_MOUNT_F_EMPTY_PATH = 0x00000004
-MOVE_MOUNT_T_EMPTY_PATH = 0x00000040
+MS_SLAVE = 1 << 19  # never a peer of the host's mount: see mounts.clone_tree
 AT_FDCWD = -100
 
 
@@ -68,19 +67,13 @@ def make_tree(source: str, uid_mappings: list[dict], gid_mappings: list[dict],
         try:
             check(lib.pyoci_mount_setattr(tree, b"", AT_EMPTY_PATH
                                           | (AT_RECURSIVE if recursive else 0),
-                                          MOUNT_ATTR_IDMAP, 0, 0, uns), source)
+                                          MOUNT_ATTR_IDMAP, 0, MS_SLAVE, uns), source)
         finally:
             os.close(uns)
     except BaseException:
         os.close(tree)
         raise
     return tree
-
-
-def attach(tree: int, target_fd: int, dest: str) -> None:
-    """Put a tree from :func:`make_tree` on the directory ``target_fd`` names."""
-    check(lib.pyoci_move_mount(tree, b"", target_fd, b"",
-                               MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH), dest)
 
 
 def prepare(mounts: list[dict], bundle: str, linux: dict) -> dict[int, int]:

@@ -49,6 +49,11 @@ MOUNT_ATTR_NODIRATIME = 0x80
 MOUNT_ATTR_NOSYMFOLLOW = 0x200000
 AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
+AT_FDCWD = -100
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = 0o2000000
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
 
 # option -> (set, clear)
 FLAGS: dict[str, tuple[int, int]] = {
@@ -165,3 +170,28 @@ def setattr_recursive(fd: int, attr_set: int, attr_clr: int, path: str) -> None:
         lib.pyoci_mount_setattr(fd, b"", AT_EMPTY_PATH | AT_RECURSIVE, attr_set, attr_clr, 0, 0),
         path,
     )
+
+
+def clone_tree(source: str, recursive: bool) -> int:
+    """A detached copy of the mount at ``source`` (open_tree), for :func:`attach`.
+
+    Made a slave at once, as a bind mount made after ``prepare_propagation``
+    is: cloned from a shared host mount it would otherwise join the host's
+    peer group, and mounts made under it in the container would reach the host.
+    """
+    tree = check(lib.pyoci_open_tree(AT_FDCWD, source.encode(), OPEN_TREE_CLONE
+                                     | OPEN_TREE_CLOEXEC | (AT_RECURSIVE if recursive else 0)),
+                 source)
+    try:
+        check(lib.pyoci_mount_setattr(tree, b"", AT_EMPTY_PATH | AT_RECURSIVE, 0, 0, MS_SLAVE,
+                                      0), source)
+    except BaseException:
+        os.close(tree)
+        raise
+    return tree
+
+
+def attach(tree: int, target_fd: int, dest: str) -> None:
+    """Put a detached tree (:func:`clone_tree`, or an idmapped one) on ``target_fd``."""
+    check(lib.pyoci_move_mount(tree, b"", target_fd, b"",
+                               MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH), dest)

@@ -90,9 +90,10 @@ def make_in_root(rootfd: int, path: str, is_file: bool, mode: int = 0o755) -> in
 
 def mount_entry(rootfd: int, entry: dict, bundle: str, in_userns: bool,
                 cgroup_mount: object = None, linux: dict | None = None,
-                idmap_tree: int | None = None) -> str | None:
-    """Apply one entry of ``mounts``; ``idmap_tree`` is its idmapped copy, made by the
-    parent while still in the host's user namespace.
+                tree: int | None = None) -> str | None:
+    """Apply one entry of ``mounts``; ``tree`` is its source as a detached mount, made by
+    the parent while still in the host's user namespace (:func:`open_bind_sources`, or
+    idmapped by ``pyoci.linux.idmap``).
 
     A read-only tmpfs (or /dev) is mounted read-write and its destination returned:
     devices, submounts and tmpcopyup still have to write into it, so the caller
@@ -112,9 +113,12 @@ def mount_entry(rootfd: int, entry: dict, bundle: str, in_userns: bool,
     if opts.bind:
         if source and not source.startswith("/"):
             source = os.path.join(bundle, source)
-        if not source or not os.path.exists(source):
-            raise OSError(errno.ENOENT, "no such file or directory", source or dest)
-        is_file = not os.path.isdir(source)
+        if not source:
+            raise OSError(errno.ENOENT, "no such file or directory", dest)
+        try:
+            is_file = not stat.S_ISDIR(os.stat(source if tree is None else tree).st_mode)
+        except OSError as e:
+            raise OSError(e.errno, os.strerror(e.errno or 0).lower(), source) from None
     else:
         is_file = False
     if mtype == "cgroup" and cgroup_mount is not None:
@@ -127,14 +131,11 @@ def mount_entry(rootfd: int, entry: dict, bundle: str, in_userns: bool,
     fd = make_in_root(rootfd, dest, is_file)
     try:
         target = m.fd_path(fd)
-        idmapped = opts.bind and idmap_wanted(entry)
-        if idmapped:
-            from pyoci.linux import idmap
-
-            if idmap_tree is None:
-                raise OSError(errno.EINVAL, "idmapped mount was not prepared", dest)
-            idmap.attach(idmap_tree, fd, dest)
-        if opts.bind and not idmapped:
+        if opts.bind and idmap_wanted(entry) and tree is None:
+            raise OSError(errno.EINVAL, "idmapped mount was not prepared", dest)
+        if opts.bind and tree is not None:
+            m.attach(tree, fd, dest)
+        elif opts.bind:
             flags = m.MS_BIND | (m.MS_REC if opts.recursive else 0)
             m.mount(source, target, None, flags)
         if opts.bind:
@@ -143,7 +144,8 @@ def mount_entry(rootfd: int, entry: dict, bundle: str, in_userns: bool,
                 top = open_in_root(rootfd, dest)
                 try:
                     if in_userns:
-                        remount |= m.locked_flags(source)  # type: ignore[arg-type]
+                        # The new mount's own flags: they are its source's.
+                        remount |= m.locked_flags(m.fd_path(top))
                     m.mount(None, m.fd_path(top), None,
                             m.MS_BIND | m.MS_REMOUNT | remount)
                 finally:
@@ -236,6 +238,38 @@ def make_cwd(cwd: str) -> None:
         os.close(make_in_root(root, cwd, False))
     finally:
         os.close(root)
+
+
+def open_bind_sources(mounts: list[dict], bundle: str) -> dict[int, int]:
+    """Clone each bind source with the runtime's own credentials: mount index -> tree.
+
+    The parent calls this before the user namespace exists: the init, root only
+    in its own user namespace, may not even reach a source that a host directory
+    hides (0700), and runc and crun open theirs outside it too. Idmapped entries
+    are ``pyoci.linux.idmap``'s. Where the kernel lacks open_tree or mount_setattr
+    an entry is left out, and the init binds it by path as before.
+    """
+    trees: dict[int, int] = {}
+    try:
+        for i, entry in enumerate(mounts):
+            opts = m.parse_options(entry.get("options") or [], entry.get("type"))
+            source = entry.get("source")
+            if not opts.bind or not source or idmap_wanted(entry):
+                continue
+            if not source.startswith("/"):
+                source = os.path.join(bundle, source)
+            try:
+                trees[i] = m.clone_tree(source, opts.recursive)
+            except OSError as e:
+                if e.errno == errno.ENOSYS:
+                    continue
+                raise OSError(e.errno, f"mounts[{i}]: open mount source {source}: "
+                              f"{os.strerror(e.errno or 0).lower()}") from None
+    except BaseException:
+        for fd in trees.values():
+            os.close(fd)
+        raise
+    return trees
 
 
 def _copy_up(below: int, rootfd: int, dest: str) -> None:

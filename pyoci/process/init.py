@@ -53,10 +53,11 @@ class Child:
 
     def __init__(self, plan: Plan, chan: Channel, fifo_dir: int, console: int | None,
                  cgroup_mount: Any, hooks_in_parent: bool,
-                 idmap_trees: dict[int, int] | None = None) -> None:
+                 mount_trees: dict[int, int] | None = None) -> None:
         self.plan = plan
-        # mount index -> detached idmapped tree made by the parent (see pyoci/linux/idmap.py)
-        self.idmap_trees = idmap_trees or {}
+        # mount index -> bind source as a detached tree, made by the parent
+        # (rootfs.open_bind_sources, pyoci/linux/idmap.py)
+        self.mount_trees = mount_trees or {}
         self.chan = chan
         self.fifo_dir = fifo_dir
         self.console = console
@@ -189,7 +190,7 @@ class Child:
             dev_bound = False
             for index, entry in enumerate(plan.config.get("mounts") or []):
                 later = rootfs.mount_entry(rootfd, entry, plan.bundle, in_userns,
-                                           self.cgroup_mount, linux, self.idmap_trees.get(index))
+                                           self.cgroup_mount, linux, self.mount_trees.get(index))
                 if later is not None:
                     readonly_later.append(later)
                 if entry["destination"].rstrip("/") == "/dev":

@@ -44,7 +44,7 @@ def _write_maps(pid: int, linux: dict[str, Any]) -> None:
 def spawn(plan: Plan, state_dir: str, place: Callable[[int], None],
           run_parent_hooks: Callable[[int], None] | None, cgroup_mount: Any,
           on_pid: Callable[[int], None] | None = None, console: int | None = None,
-          idmap_trees: dict[int, int] | None = None, cgroup_dir: str | None = None,
+          mount_trees: dict[int, int] | None = None, cgroup_dir: str | None = None,
           placement: dict[str, str] | None = None) -> int:
     """Start the container process; return the init's pid once it is ready.
 
@@ -57,7 +57,7 @@ def spawn(plan: Plan, state_dir: str, place: Callable[[int], None],
     fifo_dir = os.open(state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         child = Child(plan, theirs, fifo_dir, console, cgroup_mount,
-                      hooks_in_parent=run_parent_hooks is not None, idmap_trees=idmap_trees)
+                      hooks_in_parent=run_parent_hooks is not None, mount_trees=mount_trees)
         # Non-dumpable before the fork, so the child is from birth: one cloned straight
         # into its pid namespace is never dumpable there, not even for an instant.
         check(lib.pyoci_prctl(PR_SET_DUMPABLE, 0, 0, 0, 0))
