@@ -147,6 +147,7 @@ class _Checker:
         self.warnings: list[str] = []
         self.ns: dict[str, dict[str, Any]] = {}
         self._cap_last: int | None = None
+        self.domainname_set = False
 
     # -- reporting ---------------------------------------------------------
     def fail(self, path: tuple[str | int, ...], rule: str) -> None:
@@ -181,6 +182,7 @@ class _Checker:
         self.namespaces(linux.get("namespaces") or [])
         if "process" in cfg:
             self.process(cfg["process"], ("process",))
+        self.domainname_set = cfg.get("domainname") is not None
         for key in ("hostname", "domainname"):
             if cfg.get(key) and "uts" not in self.ns:
                 self.fail((key,), f"setting the {key} needs a uts namespace")
@@ -406,6 +408,13 @@ class _Checker:
         name = key.replace("/", ".")
         if name in ("kernel.hostname", "kernel.domainname"):
             need = "uts"
+            # runc refuses kernel.hostname outright: the hostname field owns it, and
+            # the two would silently race. kernel.domainname is how Docker sets a
+            # domainname, so it is refused only when the domainname field is set too.
+            field = name.split(".")[1]
+            if need in self.ns and (field == "hostname" or self.domainname_set):
+                self.fail(("linux", "sysctl", key),
+                          f'not allowed as it conflicts with the OCI "{field}" field')
         elif (name.startswith(("kernel.shm", "kernel.msg", "fs.mqueue."))
               or name == "kernel.sem"):
             need = "ipc"
