@@ -96,7 +96,8 @@ def create(store: Store, cid: str, opts: Options) -> Created:
         preserve_fds=opts.preserve_fds, console_socket=opts.console_socket,
         cache_dir=os.path.join(cache, "seccomp"),
     )
-    warnings += plan.warnings
+    # The plan repeats validation's word on unknown capabilities (exec has only the plan's).
+    warnings += [w for w in plan.warnings if f"config.json: {w}" not in warnings]
     if not os.path.isdir(plan.rootfs):
         raise SpecError(f"config.json: root.path: rootfs {plan.rootfs} is not a directory")
     state_dir = store.claim(cid)

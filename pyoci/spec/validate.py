@@ -280,10 +280,15 @@ class _Checker:
             seen[t] = i
             if rl["soft"] > rl["hard"]:
                 self.fail(where, f"soft limit {rl['soft']} exceeds hard limit {rl['hard']}")
-        for kind, caps in (proc.get("capabilities") or {}).items():
+        seen: set[str] = set()  # one warning per name, however many sets list it
+        sets = proc.get("capabilities") or {}
+        for kind in _capabilities.SETS:  # the order capabilities.masks warns in
+            caps = sets.get(kind)
             if isinstance(caps, list):
                 for i, cap in enumerate(caps):
-                    self.capability(cap, (*base, "capabilities", kind, i))
+                    if cap not in seen:
+                        seen.add(cap)
+                        self.capability(cap, (*base, "capabilities", kind, i))
         if "scheduler" in proc:
             self.scheduler(proc["scheduler"], (*base, "scheduler"))
         for key in ("initial", "final"):
