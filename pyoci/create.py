@@ -62,9 +62,9 @@ def create(store: Store, cid: str, opts: Options) -> Created:
     config, raw = read_config(opts.bundle)
     cache = os.path.join(store.root, ".cache")
     warnings = verdict.validated(config, raw, cache)  # full validation unless seen before
-    process = config.get("process")
-    if not process:
-        raise SpecError("config.json: process: required to create a container")
+    # runtime-spec 1.3: process is REQUIRED only by start. Without one the container
+    # is created (namespaces, mounts, cgroup) and start refuses it.
+    process = config.get("process") or {}
     if process.get("terminal") and not opts.console_socket and not opts.foreground:
         raise PyociError(
             "cannot allocate tty if pyoci will detach without setting console socket"
@@ -142,6 +142,8 @@ def create(store: Store, cid: str, opts: Options) -> Created:
             "hooks": {k: hooks[k] for k in ("poststart", "poststop") if hooks.get(k)},
             "pidns": plan.has_ns("pid"),
         }
+        if not process:
+            state["no_process"] = True
         store.save(cid, state, durable=False)  # transient: rewritten below
         cgroup.create(linux.get("resources"))
         warnings += [f"linux.resources.{k}: not supported by this host's cgroups, ignored"

@@ -256,8 +256,8 @@ class Child:
         self.stage = "cwd"
         enter_cwd(process.get("cwd") or "/")
         self.stage = "exec"
-        env = _environment(process)
-        path = lookup(process["args"][0], env)
+        env = _environment(process) if process else []
+        path = lookup(process["args"][0], env) if process else ""  # none: start refuses
         # Opened before "ready": `start` must always find a writer on it.
         self.status = os.open(STATUS_FIFO, os.O_RDWR | os.O_CLOEXEC, dir_fd=self.fifo_dir)
         self.chan.send("ready")
@@ -273,6 +273,8 @@ class Child:
         try:
             _wait_for_start(self.fifo_dir)
             os.close(self.fifo_dir)
+            if not path:
+                raise ValueError("config.json: process: required to start the container")
             hooks = (plan.config.get("hooks") or {}).get("startContainer")
             if hooks:
                 from pyoci import hooks as hookmod  # imported by __init__, before the fork
