@@ -49,7 +49,8 @@ def masks(caps: dict[str, list[str]], last_cap: int) -> tuple[dict[str, int], li
             if bit is None or bit > last_cap or not grantable & (1 << bit):
                 if name not in warned:
                     warned.add(name)
-                    warnings.append(f"process.capabilities.{kind}[{i}]: {_why(name, bit, last_cap)}")
+                    why = _why(name, bit, last_cap)
+                    warnings.append(f"process.capabilities.{kind}[{i}]: {why}")
                 continue
             mask |= 1 << bit
         out[kind] = mask

@@ -68,5 +68,6 @@ def test_bad_config_fails_cleanly(mutate: Any, args: list[str], names: str,
 
 def test_kernel_domainname_sysctl_alone_is_applied(run_probe) -> None:
     """Docker sets a domainname through this sysctl; without the domainname field it stays."""
-    res = run_probe("domainname", check=True, **{"linux.sysctl": {"kernel.domainname": "d.example"}})
+    sysctl = {"kernel.domainname": "d.example"}
+    res = run_probe("domainname", check=True, **{"linux.sysctl": sysctl})
     assert res.stdout == "d.example\n", res
