@@ -15,7 +15,9 @@ Choices where the spec leaves room, and why:
 * ``rootfsPropagation`` also accepts runc's recursive forms (``rslave``...),
   since moby writes them.
 * A sysctl that needs a namespace is accepted when that namespace is listed,
-  whether new or joined by ``path``: either way it is not the host's.
+  whether new or joined by ``path``: either way it is not the host's. As in
+  runc, ``kernel.hostname`` is refused (the ``hostname`` field owns it);
+  ``kernel.domainname`` only when the ``domainname`` field is set too.
 * Unknown or kernel-unsupported capabilities are warnings, as the spec asks.
 * Host checks (namespace paths, the kernel's last capability) can be turned
   off with ``host=False`` for offline linting of a bundle.
