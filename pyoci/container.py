@@ -91,6 +91,9 @@ class Container:
             raise IncorrectStatus("cannot start a container that has stopped")
         if status != st.CREATED:
             raise IncorrectStatus("cannot start an already running container")
+        if self.state.get("no_process"):
+            raise PyociError("config.json: process: required to start the container, "
+                            "and it was created without one")
         fifo = f"{self.dir}/{FIFO}"
         _fault("start:before-fifo")
         fd = self._open_fifo(fifo)

@@ -11,6 +11,7 @@ import os
 import time
 
 from pyoci import SPEC_VERSION, faults
+from pyoci.cli import log
 from pyoci.errors import CgroupError, PyociError, SpecError
 from pyoci.state import status as st
 from pyoci.state.store import CONFIG_FILE, FIFO, Store, check_id, write_atomic
@@ -60,11 +61,12 @@ def create(store: Store, cid: str, opts: Options) -> Created:
 
         raise ContainerExists(cid)
     config, raw = read_config(opts.bundle)
+    log.debug(f"create {cid}: config loaded from {opts.bundle}/config.json ({len(raw)} bytes)")
     cache = os.path.join(store.root, ".cache")
     warnings = verdict.validated(config, raw, cache)  # full validation unless seen before
-    process = config.get("process")
-    if not process:
-        raise SpecError("config.json: process: required to create a container")
+    # runtime-spec 1.3: process is REQUIRED only by start. Without one the container
+    # is created (namespaces, mounts, cgroup) and start refuses it.
+    process = config.get("process") or {}
     if process.get("terminal") and not opts.console_socket and not opts.foreground:
         raise PyociError(
             "cannot allocate tty if pyoci will detach without setting console socket"
@@ -96,7 +98,12 @@ def create(store: Store, cid: str, opts: Options) -> Created:
         preserve_fds=opts.preserve_fds, console_socket=opts.console_socket,
         cache_dir=os.path.join(cache, "seccomp"),
     )
-    warnings += plan.warnings
+    # The plan repeats validation's word on unknown capabilities (exec has only the plan's).
+    warnings += [w for w in plan.warnings if f"config.json: {w}" not in warnings]
+    log.debug(f"create {cid}: validated ({len(warnings)} warnings); rootfs {plan.rootfs}")
+    log.debug(f"create {cid}: namespaces: " + (", ".join(
+        n["type"] + (f" (join {n['path']})" if n.get("path") else " (new)")
+        for n in linux.get("namespaces") or []) or "none (the runtime's)"))
     if not os.path.isdir(plan.rootfs):
         raise SpecError(f"config.json: root.path: rootfs {plan.rootfs} is not a directory")
     state_dir = store.claim(cid)
@@ -141,11 +148,14 @@ def create(store: Store, cid: str, opts: Options) -> Created:
             "hooks": {k: hooks[k] for k in ("poststart", "poststop") if hooks.get(k)},
             "pidns": plan.has_ns("pid"),
         }
+        if not process:
+            state["no_process"] = True
         store.save(cid, state, durable=False)  # transient: rewritten below
         cgroup.create(linux.get("resources"))
         if cgroup.frozen_by_anyone():
             # The init would wait in the freezer forever (runc's check and wording).
             raise CgroupError("container's cgroup unexpectedly frozen")
+        log.debug(f"create {cid}: cgroup {cgroup.path} created")
         warnings += [f"linux.resources.{k}: not supported by this host's cgroups, ignored"
                      for k in getattr(cgroup, "ignored", ())]
         state["cgroup"] = cgroup.to_state()
@@ -168,6 +178,7 @@ def create(store: Store, cid: str, opts: Options) -> Created:
                     netdev.move(netdevs, pid)
                 faults.point("create:hooks")
                 s = _hook_state(state, pid)
+                log.debug(f"create {cid}: prestart and createRuntime hooks for pid {pid}")
                 hookmod.run(hooks.get("prestart") or [], "prestart", s)
                 hookmod.run(hooks.get("createRuntime") or [], "createRuntime", s)
 
@@ -203,6 +214,8 @@ def create(store: Store, cid: str, opts: Options) -> Created:
             for fd in trees.values():
                 os.close(fd)
         faults.point("create:ready")
+        log.debug(f"create {cid}: init pid {init_pid} ready, cgroup placement by "
+                  f"{placement.get('how') or 'cgroup.procs'}; waiting for start")
         state["pid"] = init_pid
         state["cgroup_placement"] = placement.get("how", "")
         state["pid_start"] = st.start_time(init_pid)

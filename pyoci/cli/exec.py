@@ -193,11 +193,18 @@ def _run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
     if flags.get("cgroup"):
         place = _sub_cgroup_placer(container.state.get("cgroup") or {},
                                    list(flags.get("cgroup") or []), place)  # type: ignore[arg-type]
+    if ctx.debug:
+        from pyoci.cli import log
+
+        log.debug(f"exec {cid}: {process['args']} into the namespaces of init pid "
+                  f"{container.state['pid']}")
     try:
         pid = spawn_exec(plan, container.state["pid"], place, console, foreground=not detach)
     finally:
         if console is not None:
             os.close(console)
+    if ctx.debug:
+        log.debug(f"exec {cid}: process pid {pid} started")
     if flags.get("pid-file"):
         write_atomic(os.path.abspath(str(flags.get("pid-file"))), str(pid), 0o644)
     if detach:

@@ -17,7 +17,14 @@ def run(ctx: "Any", flags: ParsedArgs, args: list[str]) -> int:
     store = ctx.store()
     lock = store.lock(cid)
     try:
-        Container.load(store, cid).start()
+        container = Container.load(store, cid)
+        if ctx.debug:
+            from pyoci.cli import log
+
+            log.debug(f"start {cid}: signalling init pid {container.state.get('pid')}")
+        container.start()
     finally:
         store.unlock(lock)
+    if ctx.debug:
+        log.debug(f"start {cid}: container process running, poststart hooks done")
     return 0

@@ -31,24 +31,26 @@ def current_bounding() -> int:
 
 
 def masks(caps: dict[str, list[str]], last_cap: int) -> tuple[dict[str, int], list[str]]:
-    """Turn the config's name lists into masks; return (masks, warnings)."""
+    """Turn the config's name lists into masks; return (masks, warnings).
+
+    One warning per capability name, at its first place: a name usually sits in
+    three to five sets, and the operator needs to hear about it once. The
+    wording of the unknown/unsupported ones is validation's, so ``create`` can
+    drop the copy it already has from there.
+    """
     warnings: list[str] = []
+    warned: set[str] = set()
     grantable = current_bounding()
     out: dict[str, int] = {}
     for kind in SETS:
         mask = 0
         for i, name in enumerate(caps.get(kind) or []):
             bit = BITS.get(name)
-            if bit is None or bit > last_cap:
-                warnings.append(
-                    f"process.capabilities.{kind}[{i}]: unknown capability {name}, ignored"
-                )
-                continue
-            if not grantable & (1 << bit):
-                warnings.append(
-                    f"process.capabilities.{kind}[{i}]: {name} is not in the runtime's "
-                    "bounding set and cannot be granted, left out"
-                )
+            if bit is None or bit > last_cap or not grantable & (1 << bit):
+                if name not in warned:
+                    warned.add(name)
+                    why = _why(name, bit, last_cap)
+                    warnings.append(f"process.capabilities.{kind}[{i}]: {why}")
                 continue
             mask |= 1 << bit
         out[kind] = mask
@@ -57,3 +59,11 @@ def masks(caps: dict[str, list[str]], last_cap: int) -> tuple[dict[str, int], li
     # default config lists ambient capabilities but no inheritable ones).
     out["ambient"] &= out["permitted"] & out["inheritable"]
     return out, warnings
+
+
+def _why(name: str, bit: int | None, last_cap: int) -> str:
+    if bit is None:
+        return f"unknown capability {name}, ignored"
+    if bit > last_cap:
+        return f"capability {name} is not supported by this kernel, ignored"
+    return f"{name} is not in the runtime's bounding set and cannot be granted, left out"

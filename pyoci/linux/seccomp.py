@@ -460,9 +460,15 @@ def _compile(profile: _Profile) -> bytes:
         for rule in profile.rules:
             _add_rule(ctx, rule, default)
 
-        return _export(ctx)
+        bpf = _enosys_stub(profile) + _export(ctx)
     finally:
         lib.seccomp_release(ctx)
+    if len(bpf) // SOCK_FILTER_SIZE > BPF_MAXINSNS:
+        raise SpecError(
+            f"{_FIELD}: the filter has {len(bpf) // SOCK_FILTER_SIZE} instructions, "
+            f"the kernel allows {BPF_MAXINSNS}"
+        )
+    return bpf
 
 
 def _attr(ctx: Any, attr: int, value: int) -> None:
@@ -521,6 +527,108 @@ def _export(ctx: Any) -> bytes:
     return bpf
 
 
+# --- the -ENOSYS stub --------------------------------------------------------------------
+#
+# A syscall newer than the profile (clone3 under an old allow-list) would get the
+# default action, typically EPERM, and libc treats EPERM as final: it falls back
+# (clone3 -> clone, faccessat2 -> faccessat) only on ENOSYS. runc therefore puts a
+# short program in front of libseccomp's: for each architecture the profile lists,
+# a syscall numbered above the highest one the profile names gets ENOSYS, as if
+# the kernel did not know it. We emit the same behaviour: not for permissive
+# defaults (allow, log, trace) nor when the default errno is ENOSYS already, and
+# not for a profile that lists no architectures (runc doesn't either).
+
+_LD_W_ABS = 0x20  # BPF_LD | BPF_W | BPF_ABS
+_JA = 0x05  # BPF_JMP | BPF_JA
+_JEQ = 0x15  # BPF_JMP | BPF_JEQ | BPF_K
+_JGT = 0x25  # BPF_JMP | BPF_JGT | BPF_K
+_JSET = 0x45  # BPF_JMP | BPF_JSET | BPF_K
+_RET = 0x06  # BPF_RET | BPF_K
+_OFF_NR, _OFF_ARCH = 0, 4  # struct seccomp_data
+_RET_ENOSYS = 0x00050000 | _errno.ENOSYS  # SECCOMP_RET_ERRNO | ENOSYS
+_AUDIT_ARCH_X86_64 = 0xC000003E
+_X32_SYSCALL_BIT = 0x40000000
+_PERMISSIVE = ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_TRACE")
+
+
+def _highest_syscalls(profile: _Profile) -> dict[int, dict[int, int]]:
+    """AUDIT_ARCH -> {libseccomp arch token: highest syscall number the profile names}.
+
+    libseccomp's arch tokens are the kernel's AUDIT_ARCH values, except x32, which
+    the kernel reports as x86_64 with bit 30 set in the syscall number.
+    """
+    from pyoci._native import lib
+
+    x32 = lib.seccomp_arch_resolve_name(b"x32")
+    names = {n.encode() for rule in profile.rules for n in rule.names}
+    out: dict[int, dict[int, int]] = {}
+    for arch in profile.arches:
+        token = int(lib.seccomp_arch_resolve_name(ARCHES[arch].encode()))
+        known = out.setdefault(_AUDIT_ARCH_X86_64 if token == x32 else token, {})
+        # Negative numbers are libseccomp's stand-ins for syscalls this arch lacks.
+        highest = max((lib.seccomp_syscall_resolve_name_arch(token, n) for n in names),
+                      default=-1)
+        if highest > 0:
+            known[token] = int(highest)
+    return {audit: known for audit, known in out.items() if known}
+
+
+def _enosys_stub(profile: _Profile) -> bytes:
+    """The instructions to put in front of libseccomp's program (empty: none needed)."""
+    import struct
+
+    from pyoci._native import lib
+
+    if profile.default_action in _PERMISSIVE or profile.default_errno == _errno.ENOSYS:
+        return b""
+    highest = _highest_syscalls(profile)
+    if not highest:
+        return b""
+    x86_64 = lib.seccomp_arch_resolve_name(b"x86_64")
+    x32 = lib.seccomp_arch_resolve_name(b"x32")
+    s390 = {lib.seccomp_arch_resolve_name(b"s390"), lib.seccomp_arch_resolve_name(b"s390x")}
+    # (code, jump-if-true label, jump-if-false label, k); labels are resolved below.
+    prog: list[tuple[int, str | None, str | None, int]] = [(_LD_W_ABS, None, None, _OFF_ARCH)]
+    prog += [(_JEQ, f"arch{audit}", None, audit) for audit in highest]
+    prog.append((_JA, "filter", None, 0))
+    labels: dict[str, int] = {}
+
+    def above(limit: int | None) -> None:
+        if limit is None:
+            prog.append((_JA, "filter", None, 0))
+        else:
+            prog.append((_JGT, "enosys", "filter", limit))
+
+    for audit, known in highest.items():
+        labels[f"arch{audit}"] = len(prog)
+        prog.append((_LD_W_ABS, None, None, _OFF_NR))
+        if audit == _AUDIT_ARCH_X86_64:
+            prog.append((_JSET, f"x32_{audit}", None, _X32_SYSCALL_BIT))
+            above(known.get(x86_64))
+            labels[f"x32_{audit}"] = len(prog)
+            above(known.get(x32))
+            continue
+        (token, limit), = known.items()
+        if token in s390:
+            # s390's setup(0) multiplexes syscall numbers the kernel doesn't know.
+            prog.append((_JEQ, "enosys", None, 0))
+        above(limit)
+    labels["enosys"] = len(prog)
+    prog.append((_RET, None, None, _RET_ENOSYS))
+    labels["filter"] = len(prog)
+
+    out = bytearray()
+    for pc, (code, jt, jf, k) in enumerate(prog):
+        if code == _JA:
+            k = labels[str(jt)] - pc - 1
+            jt = None
+        t = labels[jt] - pc - 1 if jt else 0
+        f = labels[jf] - pc - 1 if jf else 0
+        assert 0 <= t <= 255 and 0 <= f <= 255, "stub jumps are short by construction"
+        out += struct.pack("=HBBI", code, t, f, k)
+    return bytes(out)
+
+
 # --- cache ----------------------------------------------------------------------------
 
 
@@ -538,7 +646,7 @@ def _cache_key(seccomp: dict[str, Any]) -> str | None:
         return None
     h = _sha256()
     for part in (
-        "pyoci-seccomp-v1",
+        "pyoci-seccomp-v2",  # v2: the -ENOSYS stub
         pyoci.__version__,
         libseccomp_version(),
         str(int(lib.seccomp_arch_native())),

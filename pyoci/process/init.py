@@ -22,6 +22,7 @@ import stat
 
 from pyoci import faults
 from pyoci._native import check, ffi, lib
+from pyoci.cli import log
 from pyoci.linux import devices, lsm, rlimits, rootfs, sched
 from pyoci.linux import namespaces as ns
 from pyoci.process.sync import Channel
@@ -63,7 +64,7 @@ class Child:
         self.console = console
         self.cgroup_mount = cgroup_mount
         self.hooks_in_parent = hooks_in_parent
-        self.stage = "init"
+        self._stage = "init"
         self.notify = -1
         self.host_pid = 0
         self.lsm_attrs: list[tuple[int, bytes]] = []
@@ -80,6 +81,16 @@ class Child:
         hooks = plan.config.get("hooks") or {}
         if hooks.get("createContainer") or hooks.get("startContainer"):
             import pyoci.hooks  # noqa: F401 - the same, for the container's hooks
+
+    @property
+    def stage(self) -> str:
+        """The step under way: named in errors, and logged with --debug."""
+        return self._stage
+
+    @stage.setter
+    def stage(self, value: str) -> None:
+        self._stage = value
+        log.debug(f"init {self.plan.cid}: {value}")
 
     # -- stage 1 ---------------------------------------------------------------
     def run(self) -> None:
@@ -189,6 +200,8 @@ class Child:
             faults.point("create:child-mounts")
             dev_bound = False
             for index, entry in enumerate(plan.config.get("mounts") or []):
+                log.debug(f"init {plan.cid}: mount {entry['destination']} "
+                          f"({entry.get('type') or 'bind'} from {entry.get('source', '')})")
                 later = rootfs.mount_entry(rootfd, entry, plan.bundle, in_userns,
                                            self.cgroup_mount, linux, self.mount_trees.get(index))
                 if later is not None:
@@ -265,8 +278,8 @@ class Child:
         self.stage = "cwd"
         enter_cwd(process.get("cwd") or "/")
         self.stage = "exec"
-        env = _environment(process)
-        path = lookup(process["args"][0], env)
+        env = _environment(process) if process else []
+        path = lookup(process["args"][0], env) if process else ""  # none: start refuses
         # Opened before "ready": `start` must always find a writer on it.
         self.status = os.open(STATUS_FIFO, os.O_RDWR | os.O_CLOEXEC, dir_fd=self.fifo_dir)
         self.chan.send("ready")
@@ -282,12 +295,16 @@ class Child:
         try:
             _wait_for_start(self.fifo_dir)
             os.close(self.fifo_dir)
+            if not path:
+                raise ValueError("config.json: process: required to start the container")
             hooks = (plan.config.get("hooks") or {}).get("startContainer")
             if hooks:
                 from pyoci import hooks as hookmod  # imported by __init__, before the fork
 
+                log.debug(f"init {plan.cid}: startContainer hooks")
                 hookmod.run(hooks, "startContainer", self._state("running"))
             lsm.write_exec_attrs(self.lsm_attrs)
+            log.debug(f"init {plan.cid}: started; exec {path} {plan.process['args'][1:]}")
             os.write(status, b"ok")
             exec_process(plan, path, env, self.notify, self._listener_message(),
                          self.trampoline)

@@ -15,7 +15,9 @@ Choices where the spec leaves room, and why:
 * ``rootfsPropagation`` also accepts runc's recursive forms (``rslave``...),
   since moby writes them.
 * A sysctl that needs a namespace is accepted when that namespace is listed,
-  whether new or joined by ``path``: either way it is not the host's.
+  whether new or joined by ``path``: either way it is not the host's. As in
+  runc, ``kernel.hostname`` is refused (the ``hostname`` field owns it);
+  ``kernel.domainname`` only when the ``domainname`` field is set too.
 * Unknown or kernel-unsupported capabilities are warnings, as the spec asks.
 * Host checks (namespace paths, the kernel's last capability) can be turned
   off with ``host=False`` for offline linting of a bundle.
@@ -147,6 +149,7 @@ class _Checker:
         self.warnings: list[str] = []
         self.ns: dict[str, dict[str, Any]] = {}
         self._cap_last: int | None = None
+        self.domainname_set = False
 
     # -- reporting ---------------------------------------------------------
     def fail(self, path: tuple[str | int, ...], rule: str) -> None:
@@ -181,6 +184,7 @@ class _Checker:
         self.namespaces(linux.get("namespaces") or [])
         if "process" in cfg:
             self.process(cfg["process"], ("process",))
+        self.domainname_set = cfg.get("domainname") is not None
         for key in ("hostname", "domainname"):
             if cfg.get(key) and "uts" not in self.ns:
                 self.fail((key,), f"setting the {key} needs a uts namespace")
@@ -278,10 +282,15 @@ class _Checker:
             seen[t] = i
             if rl["soft"] > rl["hard"]:
                 self.fail(where, f"soft limit {rl['soft']} exceeds hard limit {rl['hard']}")
-        for kind, caps in (proc.get("capabilities") or {}).items():
+        seen: set[str] = set()  # one warning per name, however many sets list it
+        sets = proc.get("capabilities") or {}
+        for kind in _capabilities.SETS:  # the order capabilities.masks warns in
+            caps = sets.get(kind)
             if isinstance(caps, list):
                 for i, cap in enumerate(caps):
-                    self.capability(cap, (*base, "capabilities", kind, i))
+                    if cap not in seen:
+                        seen.add(cap)
+                        self.capability(cap, (*base, "capabilities", kind, i))
         if "scheduler" in proc:
             self.scheduler(proc["scheduler"], (*base, "scheduler"))
         for key in ("initial", "final"):
@@ -406,6 +415,13 @@ class _Checker:
         name = key.replace("/", ".")
         if name in ("kernel.hostname", "kernel.domainname"):
             need = "uts"
+            # runc refuses kernel.hostname outright: the hostname field owns it, and
+            # the two would silently race. kernel.domainname is how Docker sets a
+            # domainname, so it is refused only when the domainname field is set too.
+            field = name.split(".")[1]
+            if need in self.ns and (field == "hostname" or self.domainname_set):
+                self.fail(("linux", "sysctl", key),
+                          f'not allowed as it conflicts with the OCI "{field}" field')
         elif (name.startswith(("kernel.shm", "kernel.msg", "fs.mqueue."))
               or name == "kernel.sem"):
             need = "ipc"

@@ -171,3 +171,65 @@ def test_python_dash_m(pyoci_root: Path) -> None:
     res = subprocess.run(["python3", "-m", "pyoci", "--version"], capture_output=True,
                          text=True, env={**os.environ}, check=True)
     assert res.stdout.startswith("pyoci version")
+
+
+def test_log_file_is_created_even_when_nothing_is_logged(pyoci_root: Path,
+                                                         tmp_path: Path) -> None:
+    """runc opens --log at start-up; callers (containerd) read it after every command."""
+    for fmt in ("text", "json"):
+        log = tmp_path / f"quiet.{fmt}"
+        res = pyoci("--log", str(log), "--log-format", fmt, "list", root=pyoci_root)
+        assert res.returncode == 0, res.stderr
+        assert log.exists() and log.read_text() == ""
+
+
+# The steps an operator needs when a container won't start: some logged by the runtime,
+# some by the container's init before its exec.
+DEBUG_STEPS = ("config loaded", "namespaces", "cgroup", "mount /proc", "pivot root",
+               "exec /probe")
+
+
+def _debug_lifecycle(make_bundle, pyoci_root: Path, log: Path, fmt: str) -> None:
+    bundle = make_bundle(["/probe", "sleep", "60"])
+    cid = helpers.unique_id()
+    flags = ("--debug", "--log", str(log), "--log-format", fmt)
+    try:
+        pyoci(*flags, "create", "--bundle", str(bundle), cid, root=pyoci_root, check=True)
+        pyoci(*flags, "start", cid, root=pyoci_root, check=True)
+        pyoci(*flags, "exec", cid, "/probe", "id", root=pyoci_root, check=True)
+    finally:
+        pyoci("delete", "--force", cid, root=pyoci_root)
+
+
+def test_debug_json_log_records_each_step(make_bundle, pyoci_root: Path,
+                                          tmp_path: Path) -> None:
+    log = tmp_path / "debug.json"
+    _debug_lifecycle(make_bundle, pyoci_root, log, "json")
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert entries and all(set(e) == {"level", "msg", "time"} for e in entries), entries
+    assert all(e["time"].endswith("Z") for e in entries)
+    msgs = [e["msg"] for e in entries if e["level"] == "debug"]
+    for step in DEBUG_STEPS:
+        assert any(step in m for m in msgs), (step, msgs)
+    assert any("start" in m for m in msgs) and any("exec" in m and "id" in m for m in msgs)
+
+
+def test_debug_text_log_records_each_step(make_bundle, pyoci_root: Path,
+                                          tmp_path: Path) -> None:
+    log = tmp_path / "debug.txt"
+    _debug_lifecycle(make_bundle, pyoci_root, log, "text")
+    lines = log.read_text().splitlines()
+    assert lines and all(line.startswith('time="') and " level=" in line and ' msg="' in line
+                         for line in lines), lines
+    for step in DEBUG_STEPS:
+        assert any("level=debug" in line and step in line for line in lines), (step, lines)
+
+
+def test_debug_without_log_goes_to_stderr(make_bundle, pyoci_root: Path) -> None:
+    bundle = make_bundle(["/probe", "id"])
+    res = pyoci("--debug", "run", "--bundle", str(bundle), helpers.unique_id(),
+                root=pyoci_root)
+    assert res.returncode == 0, res.stderr
+    for step in DEBUG_STEPS[:-1]:
+        assert step in res.stderr, (step, res.stderr)
+    assert res.stdout.startswith("uid=0"), res.stdout

@@ -120,3 +120,30 @@ def test_cgroup_created_and_removed(make_bundle: Any, pyoci_root: Path) -> None:
         assert not cg.exists()
     finally:
         ch.force_delete(cid, pyoci_root)
+
+
+def test_create_without_process_then_start_fails(make_bundle: Any, pyoci_root: Path) -> None:
+    """runtime-spec 1.3: process is REQUIRED only when start is called (runc 1.1.5 refuses
+    the create instead). start fails with one line naming process, leaves the container
+    created, and delete --force cleans up."""
+    bundle = make_bundle(process=helpers.DELETE)
+    cid, res = ch.create(bundle, pyoci_root, check=False)
+    try:
+        assert res.returncode == 0, res.stderr
+        st = helpers.state(cid, pyoci_root)
+        assert st["status"] == "created" and st["pid"] > 0, st
+        pid = st["pid"]
+        cgroup = ch.memory_cgroup(pid)
+        res = helpers.run_pyoci("start", cid, root=pyoci_root)
+        assert res.returncode != 0, res
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and "process" in lines[0], res.stderr
+        assert "Traceback" not in res.stderr
+        assert helpers.state(cid, pyoci_root)["status"] == "created"
+        # `created` is not `stopped`: the spec makes a plain delete an error (runc deletes)
+        helpers.run_pyoci("delete", "--force", cid, root=pyoci_root, check=True)
+        assert helpers.run_pyoci("state", cid, root=pyoci_root).returncode == 1
+        helpers.wait_for(lambda: not Path(f"/proc/{pid}").exists())
+        assert not cgroup.exists(), cgroup
+    finally:
+        ch.force_delete(cid, pyoci_root)

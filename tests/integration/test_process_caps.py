@@ -121,3 +121,32 @@ def test_every_capability_on_a_host_without_sys_resource(run_probe) -> None:
         got = helpers.cap_set(st[key])
         assert CAP_SYS_RESOURCE not in got, (key, st)
         assert got == expected, (key, sorted(got ^ expected))
+
+
+def _mentions(stderr: str, name: str) -> list[str]:
+    return [line for line in stderr.splitlines() if name in line]
+
+
+def test_ungrantable_capability_warned_once_per_run(run_probe) -> None:
+    """CAP_SYS_RESOURCE in all five sets (this host can't grant it): one warning, not five."""
+    assert CAP_SYS_RESOURCE not in host_bounding()
+    res = run_probe("caps", **{"process.capabilities":
+                               caps_config(["CAP_CHOWN", "CAP_SYS_RESOURCE", "CAP_FOO"])})
+    assert res.returncode == 0, res.stderr
+    assert len(_mentions(res.stderr, "CAP_SYS_RESOURCE")) == 1, res.stderr
+    assert len(_mentions(res.stderr, "CAP_FOO")) == 1, res.stderr
+
+
+def test_ungrantable_capability_warned_once_per_create_and_exec(make_bundle,
+                                                                pyoci_root: Path) -> None:
+    bundle = make_bundle(["/probe", "sleep", "60"], **{
+        "process.capabilities": caps_config(["CAP_CHOWN", "CAP_SYS_RESOURCE"])})
+    cid = helpers.unique_id()
+    try:
+        res = helpers.run_pyoci("create", "--bundle", bundle, cid, root=pyoci_root, check=True)
+        assert len(_mentions(res.stderr, "CAP_SYS_RESOURCE")) == 1, res.stderr
+        helpers.run_pyoci("start", cid, root=pyoci_root, check=True)
+        res = helpers.run_pyoci("exec", cid, "/probe", "caps", root=pyoci_root, check=True)
+        assert len(_mentions(res.stderr, "CAP_SYS_RESOURCE")) == 1, res.stderr
+    finally:
+        helpers.run_pyoci("delete", "--force", cid, root=pyoci_root)

@@ -121,6 +121,45 @@ def test_unknown_syscall_name_is_skipped(run_probe) -> None:
     assert last == "errno=77", res.stderr
 
 
+# x86_64 numbers: the highest syscall PROBE_SYSCALLS names is close_range (436).
+OPENAT2 = 437  # newer than anything the allow-list names
+NEVER_A_SYSCALL = 1000
+X86_ALL = ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
+
+
+def syscall_errno(run_probe, nr: int, sc: dict[str, Any]) -> str:
+    res = run_probe("syscall", str(nr), **{"linux.seccomp": sc})
+    assert res.returncode == 1, res
+    return res.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("default", [ERRNO, "SCMP_ACT_KILL_PROCESS"])
+@pytest.mark.parametrize("arches", [["SCMP_ARCH_X86_64"], X86_ALL], ids=["x86_64", "x86-all"])
+def test_syscalls_newer_than_the_profile_get_enosys(run_probe, default: str,
+                                                    arches: list[str]) -> None:
+    """runc's -ENOSYS stub: a syscall numbered above every one the profile names gets
+    ENOSYS rather than the default action, so libc falls back (clone3 -> clone)."""
+    # pyoci's exec step tries execveat first (EPERM under ERRNO makes it fall back).
+    sc = seccomp(default, rule([*PROBE_SYSCALLS, "execveat"], ALLOW), architectures=arches)
+    assert syscall_errno(run_probe, OPENAT2, sc) == "errno=38"
+    assert syscall_errno(run_probe, NEVER_A_SYSCALL, sc) == "errno=38"
+
+
+def test_known_unlisted_syscall_keeps_the_default_action(run_probe) -> None:
+    """Below the highest named syscall the default action still applies (mkdir: EPERM)."""
+    sc = seccomp(ERRNO, rule(PROBE_SYSCALLS, ALLOW), architectures=X86_ALL)
+    assert syscall_errno(run_probe, 83, sc) == "errno=1"  # mkdir
+    last, res = mkdir_errno(run_probe, sc)
+    assert last == "errno=1", res.stderr
+
+
+def test_default_errno_ret_and_new_syscalls(run_probe) -> None:
+    """defaultErrnoRet covers the known syscalls; the newer ones still get ENOSYS."""
+    sc = seccomp(ERRNO, rule(PROBE_SYSCALLS, ALLOW), defaultErrnoRet=95)
+    assert syscall_errno(run_probe, 83, sc) == "errno=95"
+    assert syscall_errno(run_probe, OPENAT2, sc) == "errno=38"
+
+
 # ---- SCMP_ACT_NOTIFY with a listener in the test ----------------------------
 
 IOCTL_SOURCE = r"""

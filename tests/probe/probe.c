@@ -38,6 +38,7 @@
  *   caps               the CapInh/CapPrm/CapEff/CapBnd/CapAmb/NoNewPrivs/Seccomp
  *                      lines of /proc/self/status, as "Name:\tvalue"
  *   status             all of /proc/self/status
+ *   syscall NR         syscall(NR, 0, ...): "ret=<n>", or "errno=<n>" on stderr
  *   env                environment, one per line
  *   cwd                getcwd()
  *   rlimit NAME        "<soft> <hard>" (NOFILE or RLIMIT_NOFILE; "unlimited")
@@ -712,6 +713,16 @@ static int run(int argc, char **argv)
         if (argc < 3)
             return usage("mkdir PATH");
         return mkdir(argv[2], 0755) < 0 ? fail_errno() : 0;
+    }
+    if (!strcmp(cmd, "syscall")) {
+        long r;
+        if (argc < 3)
+            return usage("syscall NR");
+        r = syscall(strtol(argv[2], NULL, 0), 0, 0, 0, 0, 0, 0);
+        if (r < 0)
+            return fail_errno();
+        printf("ret=%ld\n", r);
+        return 0;
     }
     if (!strcmp(cmd, "write"))
         return argc < 4 ? usage("write PATH TEXT") : cmd_write(argv[2], argv[3]);

@@ -222,3 +222,10 @@ def test_usage_errors(probe_path: Path, args: list[str]) -> None:
     res = probe(probe_path, *args)
     assert res.returncode == 2
     assert res.stdout == "" and res.stderr.startswith("probe: ")
+
+
+def test_syscall(probe_path: Path) -> None:
+    ok = subprocess.run([str(probe_path), "syscall", "39"], capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout == f"ret={ok.stdout[4:-1]}\n", ok
+    bad = subprocess.run([str(probe_path), "syscall", "1000"], capture_output=True, text=True)
+    assert bad.returncode == 1 and bad.stderr.strip() == "errno=38", bad

@@ -593,3 +593,44 @@ def test_cache_write_errors_are_ignored(tmp_path: Path) -> None:
     blocker.write_text("")
     flt = compile_filter(deny_mkdir(action="SCMP_ACT_ERRNO"), cache_dir=str(blocker / "sub"))
     assert flt.instructions > 0
+
+
+# --- the -ENOSYS stub in front of libseccomp's program ---------------------------------
+
+_ENOSYS_RET = struct.pack("=HBBI", 0x06, 0, 0, 0x00050000 | errno.ENOSYS)
+
+
+def _allow_read(default: str, **extra: Any) -> dict[str, Any]:
+    return {"defaultAction": default, "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+            "syscalls": [{"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"}], **extra}
+
+
+def _has_stub(sc: dict[str, Any]) -> bool:
+    stub = seccomp._enosys_stub(seccomp._parse(sc))
+    assert compile_filter(sc).bpf.startswith(stub)
+    return bool(stub) and stub.endswith(_ENOSYS_RET)
+
+
+@pytest.mark.parametrize("default", ["SCMP_ACT_ERRNO", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_TRAP"])
+def test_enosys_stub_for_restrictive_defaults(default: str) -> None:
+    assert _has_stub(_allow_read(default))
+
+
+@pytest.mark.parametrize(("default", "extra"), [
+    ("SCMP_ACT_ALLOW", {}), ("SCMP_ACT_LOG", {}), ("SCMP_ACT_TRACE", {}),
+    ("SCMP_ACT_ERRNO", {"defaultErrnoRet": errno.ENOSYS}),
+    ("SCMP_ACT_ERRNO", {"architectures": []}),  # runc: no listed arch, no stub
+])
+def test_no_enosys_stub(default: str, extra: dict[str, Any]) -> None:
+    sc = _allow_read(default, **extra)
+    if default == "SCMP_ACT_ALLOW":
+        sc["syscalls"][0]["action"] = "SCMP_ACT_ERRNO"
+    assert not _has_stub(sc)
+
+
+def test_enosys_stub_limits_are_the_highest_named_syscalls() -> None:
+    """x86_64: write is 1; i386: write is 4. Each arch is compared with its own limit."""
+    bpf = compile_filter(_allow_read("SCMP_ACT_ERRNO")).bpf
+    insns = [struct.unpack_from("=HBBI", bpf, i * 8) for i in range(16)]
+    jgt = [k for code, _, _, k in insns if code == 0x25]
+    assert sorted(jgt)[:2] == [1, 4], insns
