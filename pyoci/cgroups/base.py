@@ -19,6 +19,7 @@ from pyoci.state.recorded_cgroup import write_file  # noqa: F401 - the one write
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up
 if TYPE_CHECKING:
+    from pyoci.cgroups.oom import OomWatch
     from collections.abc import Iterable, Iterator
     from typing import Any, ClassVar
 
@@ -279,6 +280,10 @@ class Manager(ABC):
     def exists(self) -> bool:
         """Whether the container's cgroup directory is still there."""
         return False
+
+    def oom_watch(self) -> OomWatch | None:
+        """A :class:`pyoci.cgroups.oom.OomWatch` on the memory cgroup, or None without one."""
+        return None
 
     # -- persistence -----------------------------------------------------
     @abstractmethod

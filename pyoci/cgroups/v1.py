@@ -29,6 +29,7 @@ from pyoci.errors import CgroupError
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up
 if TYPE_CHECKING:
+    from pyoci.cgroups.oom import OomWatch
     from typing import Any
 
 _FREEZE_TIMEOUT = 5.0
@@ -347,6 +348,13 @@ class V1Manager(Manager):
     def exists(self) -> bool:
         d = self._pid_dir()
         return d is not None and os.path.isdir(d)
+
+    def oom_watch(self) -> OomWatch | None:
+        if "memory" not in self.paths:
+            return None
+        from pyoci.cgroups.oom import V1OomWatch
+
+        return V1OomWatch(self.paths["memory"])
 
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -30,6 +30,7 @@ from pyoci.errors import CgroupError
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up
 if TYPE_CHECKING:
+    from pyoci.cgroups.oom import OomWatch
     from typing import Any
 
 UINT64_MAX = 2**64 - 1
@@ -479,6 +480,13 @@ class V2Manager(Manager):
 
     def stats(self) -> dict[str, Any]:
         return stats_for(self.dir)
+
+    def oom_watch(self) -> OomWatch | None:
+        if not _exists(self.dir, "memory.events"):
+            return None
+        from pyoci.cgroups.oom import V2OomWatch
+
+        return V2OomWatch(self.dir)
 
     def exists(self) -> bool:
         return os.path.isdir(self.dir)
