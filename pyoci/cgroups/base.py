@@ -19,9 +19,10 @@ from pyoci.state.recorded_cgroup import write_file  # noqa: F401 - the one write
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up
 if TYPE_CHECKING:
-    from pyoci.cgroups.oom import OomWatch
     from collections.abc import Iterable, Iterator
     from typing import Any, ClassVar
+
+    from pyoci.cgroups.oom import OomWatch
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 

@@ -29,8 +29,9 @@ from pyoci.errors import CgroupError
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up
 if TYPE_CHECKING:
-    from pyoci.cgroups.oom import OomWatch
     from typing import Any
+
+    from pyoci.cgroups.oom import OomWatch
 
 _FREEZE_TIMEOUT = 5.0
 _NS_PER_SEC = 1_000_000_000

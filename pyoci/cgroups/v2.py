@@ -30,8 +30,9 @@ from pyoci.errors import CgroupError
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up
 if TYPE_CHECKING:
-    from pyoci.cgroups.oom import OomWatch
     from typing import Any
+
+    from pyoci.cgroups.oom import OomWatch
 
 UINT64_MAX = 2**64 - 1
 _FREEZE_TIMEOUT = 5.0

@@ -115,7 +115,7 @@ def expect_oom_event(make_bundle: Callable[..., Path], root: Path) -> None:
         helpers.run_pyoci("kill", cid, "USR1", root=root, check=True)
         oom = stream.next_event("oom", timeout=OOM_TIMEOUT)
         assert oom == {"type": "oom", "id": cid}, oom
-        assert stream.lines[-1] == '{"type":"oom","id":"%s"}' % cid  # runc's bytes, no "data"
+        assert stream.lines[-1] == f'{{"type":"oom","id":"{cid}"}}'  # runc's bytes, no "data"
         # The container itself survives (the hog was the victim) and events keeps streaming.
         assert helpers.state(cid, root)["status"] == "running"
         assert stream.next_event("stats", timeout=OOM_TIMEOUT)["id"] == cid
