@@ -18,6 +18,7 @@ STATUS_FIFO = "start.status"  # written by the init: see pyoci/process/init.py
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
 
 SIGNALS = {
@@ -198,6 +199,65 @@ class Container:
                 posix.kill(self.state["pid"], sig)
             except ProcessLookupError:
                 pass
+
+    # -- events -----------------------------------------------------------------
+    def _event_cgroup(self) -> "Any":
+        if self.status() == st.STOPPED:
+            raise IncorrectStatus("container not running")
+        cg = self.cgroup()
+        if cg is None:
+            raise IncorrectStatus("container has no cgroup")
+        return cg
+
+    def stats(self) -> "dict[str, Any]":
+        """Resource usage, the ``data`` of runc's ``events --stats``."""
+        return self._event_cgroup().stats()
+
+    def events(self, interval: float) -> "Iterator[dict[str, Any]]":
+        """runc's event stream: ``stats`` every ``interval`` seconds, ``oom`` as it happens.
+
+        The OOM watch (pyoci.cgroups.oom) is registered before the first event is
+        yielded, so a caller that has seen one event can't miss a later OOM.  The
+        stream ends once the container has stopped (runc's ends when its cgroup
+        empties or goes), after a last look for the OOM that may have stopped it.
+        """
+        import select
+
+        cg = self._event_cgroup()
+        watch = cg.oom_watch()
+        poller = select.poll()
+        if watch is not None:
+            poller.register(watch.fileno(), watch.poll_events)
+        try:
+            next_stats = time.monotonic()
+            while True:
+                now = time.monotonic()
+                if now >= next_stats:
+                    yield {"type": "stats", "id": self.id, "data": cg.stats()}
+                    next_stats = max(next_stats + interval, now)
+                stopped = self._stopped()
+                wait = 0.0 if stopped else min(next_stats - time.monotonic(), 0.5)
+                if watch is not None and poller.poll(max(wait, 0.0) * 1000):
+                    for _ in range(watch.check()):
+                        yield {"type": "oom", "id": self.id}
+                    if watch.gone:
+                        poller.unregister(watch.fileno())
+                        watch.close()
+                        watch = None
+                elif watch is None and not stopped:
+                    time.sleep(max(wait, 0.0))
+                if stopped:
+                    return
+        finally:
+            if watch is not None:
+                watch.close()
+
+    def _stopped(self) -> bool:
+        """Whether the container has stopped (or was deleted) since it was loaded."""
+        try:
+            return Container.load(self.store, self.id).status() == st.STOPPED
+        except ContainerNotFound:
+            return True
 
     # -- delete -----------------------------------------------------------------
     def delete(self, force: bool = False) -> list[str]:

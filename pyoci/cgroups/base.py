@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
     from typing import Any, ClassVar
 
+    from pyoci.cgroups.oom import OomWatch
+
 CGROUP_ROOT = "/sys/fs/cgroup"
 
 # How often and how long destroy() waits for a cgroup to empty: the kernel
@@ -317,6 +319,10 @@ class Manager(ABC):
     def exists(self) -> bool:
         """Whether the container's cgroup directory is still there."""
         return False
+
+    def oom_watch(self) -> OomWatch | None:
+        """A :class:`pyoci.cgroups.oom.OomWatch` on the memory cgroup, or None without one."""
+        return None
 
     # -- persistence -----------------------------------------------------
     @abstractmethod

@@ -31,6 +31,8 @@ TYPE_CHECKING = False  # typing costs milliseconds at start-up
 if TYPE_CHECKING:
     from typing import Any
 
+    from pyoci.cgroups.oom import OomWatch
+
 _FREEZE_TIMEOUT = 5.0
 _NS_PER_SEC = 1_000_000_000
 
@@ -350,6 +352,13 @@ class V1Manager(Manager):
     def exists(self) -> bool:
         d = self._pid_dir()
         return d is not None and os.path.isdir(d)
+
+    def oom_watch(self) -> OomWatch | None:
+        if "memory" not in self.paths:
+            return None
+        from pyoci.cgroups.oom import V1OomWatch
+
+        return V1OomWatch(self.paths["memory"])
 
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

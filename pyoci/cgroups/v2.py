@@ -32,6 +32,8 @@ TYPE_CHECKING = False  # typing costs milliseconds at start-up
 if TYPE_CHECKING:
     from typing import Any
 
+    from pyoci.cgroups.oom import OomWatch
+
 UINT64_MAX = 2**64 - 1
 _FREEZE_TIMEOUT = 5.0
 
@@ -503,6 +505,13 @@ class V2Manager(Manager):
 
     def stats(self) -> dict[str, Any]:
         return stats_for(self.dir)
+
+    def oom_watch(self) -> OomWatch | None:
+        if not _exists(self.dir, "memory.events"):
+            return None
+        from pyoci.cgroups.oom import V2OomWatch
+
+        return V2OomWatch(self.dir)
 
     def exists(self) -> bool:
         return os.path.isdir(self.dir)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import sys
-import time
 
 from pyoci.cli import Flag, ParsedArgs, one_id
-from pyoci.errors import IncorrectStatus, UsageError
+from pyoci.errors import UsageError
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up
 if TYPE_CHECKING:
@@ -48,47 +47,18 @@ def parse_duration(raw: str) -> float:
 def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
     from pyoci import jsonio
     from pyoci.container import Container
-    from pyoci.state import status as st
 
     cid = one_id(args, "events")
     interval = parse_duration(str(flags.get("interval") or "5s"))
-    store = ctx.store()
-    container = Container.load(store, cid)
-    if container.status() == st.STOPPED:
-        raise IncorrectStatus("container not running")
-    cg = container.cgroup()
-    if cg is None:
-        raise IncorrectStatus("container has no cgroup")
+    container = Container.load(ctx.store(), cid)
 
-    def emit(kind: str, data: Any = None) -> None:
-        event: dict[str, Any] = {"type": kind, "id": cid}
-        if data is not None:
-            event["data"] = data
+    def emit(event: dict[str, Any]) -> None:
         sys.stdout.write(jsonio.dumps(event) + "\n")
         sys.stdout.flush()
 
     if flags.get("stats"):
-        emit("stats", cg.stats())
+        emit({"type": "stats", "id": cid, "data": container.stats()})
         return 0
-    ooms = _oom_count(cg)
-    next_stats = 0.0
-    while Container.load(store, cid).status() != st.STOPPED:
-        now = time.monotonic()
-        count = _oom_count(cg)
-        if count > ooms:
-            emit("oom")
-            ooms = count
-        if now >= next_stats:
-            emit("stats", cg.stats())
-            next_stats = now + interval
-        time.sleep(min(interval, 0.5))
+    for event in container.events(interval):
+        emit(event)
     return 0
-
-
-def _oom_count(cg: Any) -> int:
-    try:
-        stats = cg.stats()
-    except Exception:
-        return 0
-    mem = stats.get("memory") or {}
-    return int(mem.get("oom_kill", 0) or mem.get("failcnt_oom", 0) or 0)

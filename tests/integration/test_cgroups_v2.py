@@ -24,6 +24,7 @@ from typing import Any
 
 import helpers
 import pytest
+import test_events
 
 import pyoci.cgroups as cg
 from pyoci.cgroups import convert
@@ -111,6 +112,17 @@ def test_memory_hog_is_oom_killed(make_bundle: Callable[..., Path], pyoci_root: 
     finally:
         helpers.run_pyoci("delete", "--force", cid, root=pyoci_root, timeout=30)
     assert not os.path.exists(_cgdir(cid))
+
+
+def test_events_reports_oom_kill(make_bundle: Callable[..., Path], pyoci_root: Path) -> None:
+    """``events`` watches memory.events: the hog's oom_kill arrives as an oom event."""
+    test_events.expect_oom_event(make_bundle, pyoci_root)
+
+
+def test_events_reports_the_oom_that_kills_init(
+    make_bundle: Callable[..., Path], pyoci_root: Path
+) -> None:
+    test_events.expect_oom_of_init(make_bundle, pyoci_root)
 
 
 def test_fork_loop_stops_at_pids_max(run_probe: Callable[..., Any]) -> None:

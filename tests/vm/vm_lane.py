@@ -240,6 +240,10 @@ def lane_script(python: str, pytest_args: list[str]) -> str:
         "PYOCI_V2_LANE": "1",
         "TERM": "dumb",
     }
+    # A worktree's runtime (.bin/pyoci) or runc, as on the host; unset, the tests
+    # find the installed ``pyoci``, which may be another checkout's.
+    if os.environ.get("PYOCI_TEST_RUNTIME"):
+        env["PYOCI_TEST_RUNTIME"] = os.environ["PYOCI_TEST_RUNTIME"]
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
     cmd = " ".join(
         shlex.quote(a) for a in [python, "-m", "pytest", "-p", "no:cacheprovider", *pytest_args]
