@@ -10,8 +10,7 @@ from __future__ import annotations
 import os
 import time
 
-from pyoci import SPEC_VERSION, faults
-from pyoci.cli import log
+from pyoci import SPEC_VERSION, faults, trace
 from pyoci.errors import CgroupError, PyociError, SpecError
 from pyoci.state import status as st
 from pyoci.state.store import CONFIG_FILE, FIFO, Store, check_id, write_atomic
@@ -61,7 +60,7 @@ def create(store: Store, cid: str, opts: Options) -> Created:
 
         raise ContainerExists(cid)
     config, raw = read_config(opts.bundle)
-    log.debug(f"create {cid}: config loaded from {opts.bundle}/config.json ({len(raw)} bytes)")
+    trace.debug(f"create {cid}: config loaded from {opts.bundle}/config.json ({len(raw)} bytes)")
     cache = os.path.join(store.root, ".cache")
     warnings = verdict.validated(config, raw, cache)  # full validation unless seen before
     # runtime-spec 1.3: process is REQUIRED only by start. Without one the container
@@ -100,8 +99,8 @@ def create(store: Store, cid: str, opts: Options) -> Created:
     )
     # The plan repeats validation's word on unknown capabilities (exec has only the plan's).
     warnings += [w for w in plan.warnings if f"config.json: {w}" not in warnings]
-    log.debug(f"create {cid}: validated ({len(warnings)} warnings); rootfs {plan.rootfs}")
-    log.debug(f"create {cid}: namespaces: " + (", ".join(
+    trace.debug(f"create {cid}: validated ({len(warnings)} warnings); rootfs {plan.rootfs}")
+    trace.debug(f"create {cid}: namespaces: " + (", ".join(
         n["type"] + (f" (join {n['path']})" if n.get("path") else " (new)")
         for n in linux.get("namespaces") or []) or "none (the runtime's)"))
     if not os.path.isdir(plan.rootfs):
@@ -155,7 +154,7 @@ def create(store: Store, cid: str, opts: Options) -> Created:
         if cgroup.frozen_by_anyone():
             # The init would wait in the freezer forever (runc's check and wording).
             raise CgroupError("container's cgroup unexpectedly frozen")
-        log.debug(f"create {cid}: cgroup {cgroup.path} created")
+        trace.debug(f"create {cid}: cgroup {cgroup.path} created")
         warnings += [f"linux.resources.{k}: not supported by this host's cgroups, ignored"
                      for k in getattr(cgroup, "ignored", ())]
         state["cgroup"] = cgroup.to_state()
@@ -178,7 +177,7 @@ def create(store: Store, cid: str, opts: Options) -> Created:
                     netdev.move(netdevs, pid)
                 faults.point("create:hooks")
                 s = _hook_state(state, pid)
-                log.debug(f"create {cid}: prestart and createRuntime hooks for pid {pid}")
+                trace.debug(f"create {cid}: prestart and createRuntime hooks for pid {pid}")
                 hookmod.run(hooks.get("prestart") or [], "prestart", s)
                 hookmod.run(hooks.get("createRuntime") or [], "createRuntime", s)
 
@@ -214,7 +213,7 @@ def create(store: Store, cid: str, opts: Options) -> Created:
             for fd in trees.values():
                 os.close(fd)
         faults.point("create:ready")
-        log.debug(f"create {cid}: init pid {init_pid} ready, cgroup placement by "
+        trace.debug(f"create {cid}: init pid {init_pid} ready, cgroup placement by "
                   f"{placement.get('how') or 'cgroup.procs'}; waiting for start")
         state["pid"] = init_pid
         state["cgroup_placement"] = placement.get("how", "")

@@ -31,6 +31,10 @@ def configure(path: str | None, fmt: str, debug: bool) -> None:
     # lean verbs too), but with --debug now: a container's init logs after pivot_root.
     if fmt == "json" and debug:
         from pyoci import jsonio  # noqa: F401
+    if debug:
+        from pyoci import trace
+
+        trace.set_sink(globals()["debug"])
     try:
         if path:
             _fd = posix.open(path, posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT

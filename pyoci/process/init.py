@@ -20,9 +20,8 @@ import fcntl
 import os
 import stat
 
-from pyoci import faults
+from pyoci import faults, trace
 from pyoci._native import check, ffi, lib
-from pyoci.cli import log
 from pyoci.linux import devices, lsm, rlimits, rootfs, sched
 from pyoci.linux import namespaces as ns
 from pyoci.process.sync import Channel
@@ -90,7 +89,7 @@ class Child:
     @stage.setter
     def stage(self, value: str) -> None:
         self._stage = value
-        log.debug(f"init {self.plan.cid}: {value}")
+        trace.debug(f"init {self.plan.cid}: {value}")
 
     # -- stage 1 ---------------------------------------------------------------
     def run(self) -> None:
@@ -200,7 +199,7 @@ class Child:
             faults.point("create:child-mounts")
             dev_bound = False
             for index, entry in enumerate(plan.config.get("mounts") or []):
-                log.debug(f"init {plan.cid}: mount {entry['destination']} "
+                trace.debug(f"init {plan.cid}: mount {entry['destination']} "
                           f"({entry.get('type') or 'bind'} from {entry.get('source', '')})")
                 later = rootfs.mount_entry(rootfd, entry, plan.bundle, in_userns,
                                            self.cgroup_mount, linux, self.mount_trees.get(index))
@@ -301,10 +300,10 @@ class Child:
             if hooks:
                 from pyoci import hooks as hookmod  # imported by __init__, before the fork
 
-                log.debug(f"init {plan.cid}: startContainer hooks")
+                trace.debug(f"init {plan.cid}: startContainer hooks")
                 hookmod.run(hooks, "startContainer", self._state("running"))
             lsm.write_exec_attrs(self.lsm_attrs)
-            log.debug(f"init {plan.cid}: started; exec {path} {plan.process['args'][1:]}")
+            trace.debug(f"init {plan.cid}: started; exec {path} {plan.process['args'][1:]}")
             os.write(status, b"ok")
             exec_process(plan, path, env, self.notify, self._listener_message(),
                          self.trampoline)
