@@ -38,10 +38,14 @@ def _fault(point: str) -> None:
 
 
 def parse_signal(raw: str) -> int:
-    """A number, ``KILL``, ``SIGKILL`` or ``RTMIN+3``, as runc accepts them."""
+    """A number, ``KILL``, ``SIGKILL`` or ``RTMIN+3``, as runc accepts them.
+
+    0 is accepted too: callers use it to ask whether the process exists (kill(2)
+    sends nothing then, but still fails for a process that is gone).
+    """
     if raw.isdigit():
         sig = int(raw)
-        if 1 <= sig <= 64:
+        if 0 <= sig <= 64:
             return sig
         raise PyociError(f"invalid signal: {raw}")
     name = raw.upper().removeprefix("SIG")
@@ -176,11 +180,13 @@ class Container:
     # -- kill -------------------------------------------------------------------
     def kill(self, sig: int, all_processes: bool = False) -> None:
         status = self.status()
-        if status == st.STOPPED:
-            raise IncorrectStatus("container not running")
         if all_processes:
+            # As runc: --all signals whatever is left in the cgroup, so a stopped
+            # container is no error (only the init's own signal needs it running).
             self._kill_all(sig)
             return
+        if status == st.STOPPED:
+            raise IncorrectStatus("container not running")
         try:
             posix.kill(self.state["pid"], sig)
         except ProcessLookupError:

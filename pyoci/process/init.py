@@ -230,7 +230,8 @@ class Child:
             assert self.console is not None
             from pyoci.linux import terminal  # imported by __init__, before the fork
 
-            terminal.setup(self.console, process.get("consoleSize"), console_mount=own_mounts)
+            terminal.setup(self.console, process.get("consoleSize"), console_mount=own_mounts,
+                           uid=(process.get("user") or {}).get("uid", 0))
             os.close(self.console)
         if own_mounts:
             self.stage = "masked paths"

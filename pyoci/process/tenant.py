@@ -153,7 +153,8 @@ def _child(plan: Plan, chan: Channel, nsfds: list[tuple[str, int]], console: int
             assert console is not None
             from pyoci.linux import terminal  # imported by spawn_exec, before the fork
 
-            terminal.setup(console, process.get("consoleSize"), console_mount=False)
+            terminal.setup(console, process.get("consoleSize"), console_mount=False,
+                           uid=(process.get("user") or {}).get("uid", 0))
             os.close(console)
         stage = "cwd"
         enter_cwd(process.get("cwd") or "/")
