@@ -194,7 +194,8 @@ def _run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
         place = _sub_cgroup_placer(container.state.get("cgroup") or {},
                                    list(flags.get("cgroup") or []), place)  # type: ignore[arg-type]
     try:
-        pid = spawn_exec(plan, container.state["pid"], place, console, foreground=not detach)
+        pid = spawn_exec(plan, container.state["pid"], place, console, foreground=not detach,
+                         oci_state=container.oci_state)
     finally:
         if console is not None:
             os.close(console)
