@@ -131,7 +131,8 @@ class Container:
             from pyoci import hooks as hookmod
 
             try:
-                hookmod.run(hooks, "poststart", self.oci_state())
+                hookmod.run(hooks, "poststart", self.oci_state(),
+                            cwd=hookmod.bundle_cwd(self.state.get("bundle", "")))
             except PyociError:
                 self._kill_all(9)
                 raise
@@ -231,9 +232,10 @@ class Container:
 
             state = self.oci_state()
             state["status"] = st.STOPPED
+            cwd = hookmod.bundle_cwd(state["bundle"])
             for i, hook in enumerate(hooks):  # a failing poststop hook doesn't stop the rest
                 try:
-                    hookmod.run([hook], "poststop", state, first_index=i)
+                    hookmod.run([hook], "poststop", state, first_index=i, cwd=cwd)
                 except PyociError as e:
                     warnings.append(str(e))
         return warnings

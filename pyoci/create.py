@@ -165,8 +165,9 @@ def create(store: Store, cid: str, opts: Options) -> Created:
                     netdev.move(netdevs, pid)
                 faults.point("create:hooks")
                 s = _hook_state(state, pid)
-                hookmod.run(hooks.get("prestart") or [], "prestart", s)
-                hookmod.run(hooks.get("createRuntime") or [], "createRuntime", s)
+                cwd = hookmod.bundle_cwd(opts.bundle)
+                hookmod.run(hooks.get("prestart") or [], "prestart", s, cwd=cwd)
+                hookmod.run(hooks.get("createRuntime") or [], "createRuntime", s, cwd=cwd)
 
         from pyoci.linux.cgroupfs import CgroupMounter
         from pyoci.process.spawn import spawn

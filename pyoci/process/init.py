@@ -205,7 +205,10 @@ class Child:
             self.stage = "createContainer hooks"
             from pyoci import hooks as hookmod  # imported by __init__, before the fork
 
-            hookmod.run(hooks["createContainer"], "createContainer", self._state("created"))
+            # In the container's root (mounted, not yet pivoted to), as runc: a relative
+            # path must land in the container, never in the host's /.
+            hookmod.run(hooks["createContainer"], "createContainer", self._state("created"),
+                        cwd=plan.rootfs)
         if plan.seccomp is not None and plan.seccomp.flags & SECCOMP_FILTER_FLAG_NEW_LISTENER:
             self.stage = "seccomp listener"
             self.notify = _connect_listener(plan.seccomp.listener_path)
@@ -278,7 +281,8 @@ class Child:
             if hooks:
                 from pyoci import hooks as hookmod  # imported by __init__, before the fork
 
-                hookmod.run(hooks, "startContainer", self._state("running"))
+                hookmod.run(hooks, "startContainer", self._state("running"),
+                            cwd=None)  # process.cwd, entered before "ready" (as runc)
             lsm.write_exec_attrs(self.lsm_attrs)
             os.write(status, b"ok")
             exec_process(plan, path, env, self.notify, self._listener_message(),
