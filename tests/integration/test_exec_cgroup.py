@@ -81,8 +81,7 @@ def test_exec_cgroup_root_is_the_containers_own(make_bundle: Any, pyoci_root: Pa
                             assert mine[ctrls] == theirs[ctrls], (spec, ctrls)
                 finally:
                     os.kill(pid, 9)
-                    helpers.wait_for(lambda: not Path(f"/proc/{pid}").exists() or
-                                     "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2])
+                    helpers.wait_for(lambda p=pid: ch.gone(p), what="the exec'd process to exit")
         finally:
             helpers.run_pyoci("kill", cid, "KILL", root=pyoci_root)
             helpers.wait_for_status(cid, pyoci_root, "stopped")
