@@ -39,10 +39,14 @@ def _fault(point: str) -> None:
 
 
 def parse_signal(raw: str) -> int:
-    """A number, ``KILL``, ``SIGKILL`` or ``RTMIN+3``, as runc accepts them."""
+    """A number, ``KILL``, ``SIGKILL`` or ``RTMIN+3``, as runc accepts them.
+
+    0 is accepted too: callers use it to ask whether the process exists (kill(2)
+    sends nothing then, but still fails for a process that is gone).
+    """
     if raw.isdigit():
         sig = int(raw)
-        if 1 <= sig <= 64:
+        if 0 <= sig <= 64:
             return sig
         raise PyociError(f"invalid signal: {raw}")
     name = raw.upper().removeprefix("SIG")
@@ -131,7 +135,8 @@ class Container:
             from pyoci import hooks as hookmod
 
             try:
-                hookmod.run(hooks, "poststart", self.oci_state())
+                hookmod.run(hooks, "poststart", self.oci_state(),
+                            cwd=hookmod.bundle_cwd(self.state.get("bundle", "")))
             except PyociError:
                 self._kill_all(9)
                 raise
@@ -180,11 +185,13 @@ class Container:
     # -- kill -------------------------------------------------------------------
     def kill(self, sig: int, all_processes: bool = False) -> None:
         status = self.status()
-        if status == st.STOPPED:
-            raise IncorrectStatus("container not running")
         if all_processes:
+            # As runc: --all signals whatever is left in the cgroup, so a stopped
+            # container is no error (only the init's own signal needs it running).
             self._kill_all(sig)
             return
+        if status == st.STOPPED:
+            raise IncorrectStatus("container not running")
         try:
             posix.kill(self.state["pid"], sig)
         except ProcessLookupError:
@@ -288,9 +295,10 @@ class Container:
 
             state = self.oci_state()
             state["status"] = st.STOPPED
+            cwd = hookmod.bundle_cwd(state["bundle"])
             for i, hook in enumerate(hooks):  # a failing poststop hook doesn't stop the rest
                 try:
-                    hookmod.run([hook], "poststop", state, first_index=i)
+                    hookmod.run([hook], "poststop", state, first_index=i, cwd=cwd)
                 except PyociError as e:
                     warnings.append(str(e))
         return warnings

@@ -178,8 +178,9 @@ def create(store: Store, cid: str, opts: Options) -> Created:
                 faults.point("create:hooks")
                 s = _hook_state(state, pid)
                 trace.debug(f"create {cid}: prestart and createRuntime hooks for pid {pid}")
-                hookmod.run(hooks.get("prestart") or [], "prestart", s)
-                hookmod.run(hooks.get("createRuntime") or [], "createRuntime", s)
+                cwd = hookmod.bundle_cwd(opts.bundle)
+                hookmod.run(hooks.get("prestart") or [], "prestart", s, cwd=cwd)
+                hookmod.run(hooks.get("createRuntime") or [], "createRuntime", s, cwd=cwd)
 
         from pyoci.linux.cgroupfs import CgroupMounter
         from pyoci.process.spawn import spawn

@@ -2,6 +2,11 @@
 
 Each hook gets the container state on stdin; ``timeout`` is in seconds. A
 failing hook is an error, except poststop, which only warns (spec 1.3.0).
+
+The spec leaves a hook's working directory open; pyoci's are runc's, so that a
+relative path never lands in the host's ``/``: the bundle for the hooks in the
+runtime namespace, the container's root for createContainer (in the container's
+mount namespace, before pivot_root), process.cwd for startContainer.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ if TYPE_CHECKING:
 
 
 def run(hooks: list[dict[str, Any]], kind: str, state: dict[str, Any],
-        first_index: int = 0) -> None:
+        first_index: int = 0, cwd: str | None = "/") -> None:
+    """Run ``hooks`` in order in ``cwd`` (None: the caller's own working directory)."""
     if not hooks:
         return
     import subprocess
@@ -31,7 +37,7 @@ def run(hooks: list[dict[str, Any]], kind: str, state: dict[str, Any],
         try:
             proc = subprocess.Popen(
                 args, executable=path, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, env=_env(env), close_fds=True, cwd="/",
+                stderr=subprocess.PIPE, env=_env(env), close_fds=True, cwd=cwd,
             )
         except OSError as e:
             raise HookError(
@@ -52,6 +58,12 @@ def run(hooks: list[dict[str, Any]], kind: str, state: dict[str, Any],
             status = (f"exit status {proc.returncode}" if proc.returncode > 0
                       else f"killed by signal {-proc.returncode}")
             raise HookError(f"{kind} hook #{i} {path} failed with {status}{why}")
+
+
+def bundle_cwd(bundle: str) -> str:
+    """Where the runtime-namespace hooks run: the bundle, as runc (which chdirs
+    there), or ``/`` once the bundle is gone (a poststop after its removal)."""
+    return bundle if bundle and os.path.isdir(bundle) else "/"
 
 
 def _env(env: list[str] | None) -> dict[str, str]:

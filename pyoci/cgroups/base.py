@@ -282,9 +282,9 @@ class Manager(ABC):
 
         Without cgroup.kill the cgroup is frozen first so that a process
         forking in a loop can't add children between reading the pid list
-        and signalling it.
+        and signalling it. Signal 0 only asks whether they exist: no freeze.
         """
-        can_freeze = self.has_freezer()
+        can_freeze = sig != 0 and self.has_freezer()
         was_frozen = can_freeze and self.frozen()
         if can_freeze and not was_frozen:
             self.freeze()

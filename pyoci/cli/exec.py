@@ -199,7 +199,8 @@ def _run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
         log.debug(f"exec {cid}: {process['args']} into the namespaces of init pid "
                   f"{container.state['pid']}")
     try:
-        pid = spawn_exec(plan, container.state["pid"], place, console, foreground=not detach)
+        pid = spawn_exec(plan, container.state["pid"], place, console, foreground=not detach,
+                         oci_state=container.oci_state)
     finally:
         if console is not None:
             os.close(console)
@@ -232,7 +233,9 @@ def _run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
 def _sub_cgroup_placer(cg_state: dict[str, Any], specs: list[str], default: Any) -> Any:
     """``--cgroup [<controller>:]<path>``: run in an existing sub-cgroup of the container's.
 
-    Controllers not named go to the container's own cgroup, as with runc.
+    Controllers not named go to the container's own cgroup, as with runc. The
+    path is joined onto the container's cgroup as runc joins it: a leading "/"
+    is still inside it, so ``/`` (or ``memory:/``) is the container's own cgroup.
     """
     dirs: dict[str, str] = dict(cg_state.get("paths") or {})
     if cg_state.get("unified_root"):
@@ -243,9 +246,10 @@ def _sub_cgroup_placer(cg_state: dict[str, Any], specs: list[str], default: Any)
     for spec in specs:
         ctrl, sep, sub = spec.rpartition(":")
         names = [c for c in (ctrl.split(",") if sep else list(dirs)) if c]
-        if sub.startswith("/") or ".." in sub.split("/"):
+        if ".." in sub.split("/"):
             raise UsageError(f"exec --cgroup {spec}: the path must be relative to the "
                              "container's cgroup")
+        sub = sub.strip("/")
         for name in names:
             key = "" if name == "unified" and "" in dirs else name
             if key not in dirs:

@@ -7,6 +7,7 @@ becomes fds 0, 1 and 2.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import struct
@@ -20,14 +21,22 @@ TIOCGPTN = 0x80045430
 TIOCSPTLCK = 0x40045431
 
 
-def setup(console_sock: int, size: dict | None, console_mount: bool = True) -> None:
-    """Make the pty; ``console_mount`` (the init only) also puts it on /dev/console."""
+def setup(console_sock: int, size: dict | None, console_mount: bool = True,
+          uid: int = 0) -> None:
+    """Make the pty; ``console_mount`` (the init only) also puts it on /dev/console.
+
+    The slave is given to ``uid`` (process.user.uid), as runc does: devpts makes it
+    ours (root), and a non-root process could not reopen its own terminal
+    (``/dev/tty``, ``/proc/self/fd/0``) otherwise. The group stays the one the
+    devpts mount chose (``gid=5``, tty).
+    """
     master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     try:
         fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
         num = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0" * 4))[0]
         name = f"/dev/pts/{num}"
         slave = os.open(name, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        _give_to(slave, uid)
         if size:
             fcntl.ioctl(slave, termios.TIOCSWINSZ,
                         struct.pack("HHHH", size.get("height", 0), size.get("width", 0), 0, 0))
@@ -43,3 +52,19 @@ def setup(console_sock: int, size: dict | None, console_mount: bool = True) -> N
         os.dup2(slave, target)
     os.close(slave)
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def _give_to(slave: int, uid: int) -> None:
+    """chown the slave to ``uid``, keeping its group.
+
+    EINVAL (the uid or the group is not mapped in our user namespace) and EPERM
+    (its owner is not mapped) are skipped, as runc skips them: the process then
+    keeps a terminal it can use through the fds it has.
+    """
+    if os.fstat(slave).st_uid == uid:
+        return
+    try:
+        os.fchown(slave, uid, -1)
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.EPERM):
+            raise

@@ -221,7 +221,10 @@ class Child:
             self.stage = "createContainer hooks"
             from pyoci import hooks as hookmod  # imported by __init__, before the fork
 
-            hookmod.run(hooks["createContainer"], "createContainer", self._state("created"))
+            # In the container's root (mounted, not yet pivoted to), as runc: a relative
+            # path must land in the container, never in the host's /.
+            hookmod.run(hooks["createContainer"], "createContainer", self._state("created"),
+                        cwd=plan.rootfs)
         if plan.seccomp is not None and plan.seccomp.flags & SECCOMP_FILTER_FLAG_NEW_LISTENER:
             self.stage = "seccomp listener"
             self.notify = _connect_listener(plan.seccomp.listener_path)
@@ -246,7 +249,8 @@ class Child:
             assert self.console is not None
             from pyoci.linux import terminal  # imported by __init__, before the fork
 
-            terminal.setup(self.console, process.get("consoleSize"), console_mount=own_mounts)
+            terminal.setup(self.console, process.get("consoleSize"), console_mount=own_mounts,
+                           uid=(process.get("user") or {}).get("uid", 0))
             os.close(self.console)
         self.stage = "cwd"
         rootfs.make_cwd(process.get("cwd") or "/")
@@ -301,7 +305,8 @@ class Child:
                 from pyoci import hooks as hookmod  # imported by __init__, before the fork
 
                 trace.debug(f"init {plan.cid}: startContainer hooks")
-                hookmod.run(hooks, "startContainer", self._state("running"))
+                hookmod.run(hooks, "startContainer", self._state("running"),
+                            cwd=None)  # process.cwd, entered before "ready" (as runc)
             lsm.write_exec_attrs(self.lsm_attrs)
             trace.debug(f"init {plan.cid}: started; exec {path} {plan.process['args'][1:]}")
             os.write(status, b"ok")

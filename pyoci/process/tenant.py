@@ -11,6 +11,7 @@ from birth, before it is in any of the container's namespaces.
 
 from __future__ import annotations
 
+import errno as errno_mod
 import os
 
 from pyoci._native import check, lib
@@ -19,7 +20,9 @@ from pyoci.linux import lsm
 from pyoci.linux import namespaces as ns
 from pyoci.process.init import (
     PR_SET_DUMPABLE,
+    SECCOMP_FILTER_FLAG_NEW_LISTENER,
     StageError,
+    _connect_listener,
     _describe,
     _environment,
     _reset_signals,
@@ -62,7 +65,7 @@ def open_namespaces(pid: int, config: dict[str, Any]) -> list[tuple[str, int]]:
 
 
 def spawn_exec(plan: Plan, init_pid: int, place: Any, console: int | None,
-               foreground: bool) -> int:
+               foreground: bool, oci_state: Any = None) -> int:
     """Fork the process into the container; return its pid once it is ready to exec.
 
     The pid and time namespaces are entered by us, for our children only
@@ -72,6 +75,10 @@ def spawn_exec(plan: Plan, init_pid: int, place: Any, console: int | None,
     reap. We make ourselves non-dumpable first, and the child inherits that at
     birth: it is never visible inside the container while it could be traced
     or have its host root and fds opened through ``/proc``.
+
+    With a seccomp ``listenerPath`` the new process gets a listener of its own,
+    sent to the agent as the init's is, with the container's state from
+    ``oci_state()`` (runc's message for exec).
     """
     if not single_threaded():
         raise PyociError("refusing to fork: pyoci is not single-threaded")
@@ -79,7 +86,13 @@ def spawn_exec(plan: Plan, init_pid: int, place: Any, console: int | None,
         # termios and struct only for a console, and here, before the fork: the
         # child can't import once it has joined the mount namespace.
         from pyoci.linux import terminal  # noqa: F401
-    nsfds = open_namespaces(init_pid, plan.config)
+    notify, listener_doc = _listener(plan, oci_state)
+    try:
+        nsfds = open_namespaces(init_pid, plan.config)
+    except BaseException:
+        if notify >= 0:
+            os.close(notify)
+        raise
     ours = theirs = None
     if foreground:
         # As before: orphans of a process outside any pid namespace of its own come to us.
@@ -99,11 +112,13 @@ def spawn_exec(plan: Plan, init_pid: int, place: Any, console: int | None,
         if pid == 0:  # pragma: no cover - child
             ours.close()
             _child(plan, theirs, [(t, fd) for t, fd in nsfds if t not in FOR_CHILDREN],
-                   console)
+                   console, notify, listener_doc)
             os._exit(1)
     finally:
         if theirs is not None:
             theirs.close()
+        if notify >= 0:
+            os.close(notify)
         for _, fd in nsfds:
             os.close(fd)
     assert ours is not None
@@ -129,11 +144,39 @@ def spawn_exec(plan: Plan, init_pid: int, place: Any, console: int | None,
     return pid
 
 
-def _child(plan: Plan, chan: Channel, nsfds: list[tuple[str, int]], console: int | None) -> None:
+def _listener(plan: Plan, oci_state: Any) -> tuple[int, dict[str, Any] | None]:
+    """Connect to the seccomp agent, from the host's mount namespace as ``create`` does.
+
+    Returns the socket and the message without its ``pid`` (the child's host pid,
+    which only the child reads before it joins the container's namespaces).
+    """
+    sec = plan.seccomp
+    if sec is None or not sec.flags & SECCOMP_FILTER_FLAG_NEW_LISTENER:
+        return -1, None
+    from pyoci import SPEC_VERSION, jsonio  # noqa: F401 - jsonio for the child, before the fork
+
+    try:
+        sock = _connect_listener(sec.listener_path)
+    except StageError as e:
+        raise ProcessSetupError(e.stage, e.errno, str(e)) from None
+    return sock, {"ociVersion": SPEC_VERSION, "fds": ["seccompFd"], "pid": 0,
+                  "metadata": sec.listener_metadata,
+                  "state": oci_state() if oci_state is not None else {}}
+
+
+def _child(plan: Plan, chan: Channel, nsfds: list[tuple[str, int]], console: int | None,
+           notify: int = -1, listener_doc: dict[str, Any] | None = None) -> None:
     stage = "exec"
     try:
         check(lib.pyoci_prctl(PR_SET_DUMPABLE, 0, 0, 0, 0))  # inherited; never rely on it
         _reset_signals()
+        notify_msg = b""
+        if listener_doc is not None:
+            # The host's /proc is ours until the mount namespace is joined: our host pid.
+            from pyoci import jsonio  # imported by _listener, before the fork
+
+            listener_doc["pid"] = int(os.readlink("/proc/self"))
+            notify_msg = jsonio.dumps(listener_doc).encode()
         trampoline = open_trampoline()  # before the mount namespace hides our files
         msg = chan.recv()
         if not msg or msg["type"] != "go":
@@ -146,6 +189,17 @@ def _child(plan: Plan, chan: Channel, nsfds: list[tuple[str, int]], console: int
                 raise StageError(stage, e.errno or 0,
                                  f"join {nstype} namespace: {_describe(e, False)}") from None
             os.close(fd)
+        if any(nstype == "user" for nstype, _ in nsfds):
+            # setns keeps our host ids, which the namespace doesn't map: what we make
+            # (the pty) would belong to nobody, and could not be chowned to the user.
+            # Become the namespace's root first, as runc does (EINVAL: 0 is unmapped).
+            stage = "user namespace"
+            try:
+                os.setresgid(0, 0, 0)
+                os.setresuid(0, 0, 0)
+            except OSError as e:
+                if e.errno != errno_mod.EINVAL:
+                    raise
         process = plan.process
         if process.get("terminal"):
             stage = "console"
@@ -153,7 +207,8 @@ def _child(plan: Plan, chan: Channel, nsfds: list[tuple[str, int]], console: int
             assert console is not None
             from pyoci.linux import terminal  # imported by spawn_exec, before the fork
 
-            terminal.setup(console, process.get("consoleSize"), console_mount=False)
+            terminal.setup(console, process.get("consoleSize"), console_mount=False,
+                           uid=(process.get("user") or {}).get("uid", 0))
             os.close(console)
         stage = "cwd"
         enter_cwd(process.get("cwd") or "/")
@@ -166,7 +221,7 @@ def _child(plan: Plan, chan: Channel, nsfds: list[tuple[str, int]], console: int
         chan.send("ready")
         chan.close()
         lsm.write_exec_attrs(attrs)
-        exec_process(plan, path, env, trampoline=trampoline)
+        exec_process(plan, path, env, notify, notify_msg, trampoline=trampoline)
     except StageError as e:
         _send(chan, e.stage, e.errno, str(e))
     except OSError as e:

@@ -110,3 +110,33 @@ def test_failing_poststop_hook_only_warns(make_bundle: Any, pyoci_root: Path) ->
     res = helpers.run_pyoci("delete", cid, root=pyoci_root)
     assert res.returncode == 0, res.stderr
     assert ch.container_dirs(pyoci_root) == []
+
+
+def test_hook_working_directories(make_bundle: Any, pyoci_root: Path) -> None:
+    """Relative paths in a hook land where runc puts them, never in the host's /:
+    createContainer in the container's root (it runs in the container's mount
+    namespace before pivot_root), startContainer in process.cwd, and the
+    runtime-namespace hooks in the bundle."""
+    tag = helpers.unique_id()
+    kinds = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart",
+             "poststop"]
+    hooks = {k: [{"path": "/bin/sh", "args": ["sh", "-c", f"pwd > ./{tag}-{k}"]}]
+             for k in kinds}
+    bundle = make_bundle(["/probe", "sleep", "inf"], hooks=hooks,
+                         **{"root.readonly": False, "process.cwd": "/tmp"})
+    rootfs = bundle / "rootfs"
+    try:
+        with ch.created(bundle, pyoci_root) as cid:
+            helpers.run_pyoci("start", cid, root=pyoci_root, check=True)
+            helpers.run_pyoci("kill", cid, "KILL", root=pyoci_root, check=True)
+            helpers.wait_for_status(cid, pyoci_root, "stopped")
+            helpers.run_pyoci("delete", cid, root=pyoci_root, check=True)
+        on_host_root = sorted(p.name for p in Path("/").glob(f"{tag}-*"))
+        assert on_host_root == [], on_host_root
+        assert (rootfs / f"{tag}-createContainer").read_text() == f"{rootfs}\n"
+        assert (rootfs / "tmp" / f"{tag}-startContainer").read_text() == "/tmp\n"
+        for kind in ("prestart", "createRuntime", "poststart"):
+            assert (bundle / f"{tag}-{kind}").read_text() == f"{bundle}\n", kind
+    finally:  # runc runs a `delete`'s poststop in the caller's directory
+        for stray in [*Path("/").glob(f"{tag}-*"), *Path.cwd().glob(f"{tag}-*")]:
+            stray.unlink()

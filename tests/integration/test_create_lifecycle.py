@@ -106,6 +106,35 @@ def test_kill_signal_forms(make_bundle: Any, pyoci_root: Path, signal: str) -> N
         ch.force_delete(cid, pyoci_root)
 
 
+def test_kill_signal_zero_checks_existence(make_bundle: Any, pyoci_root: Path) -> None:
+    """Signal 0 is the callers' "is it there?": no signal is sent. As runc: 0 while the
+    init exists (created, running); once stopped, ``kill`` says "container not running"
+    and ``kill --all`` succeeds (nothing left to signal)."""
+    cid, _ = ch.create(_sleeper(make_bundle), pyoci_root)
+    try:
+        pid = helpers.state(cid, pyoci_root)["pid"]
+        for status in ("created", "running"):
+            for extra in ((), ("-a",), ("--all",)):
+                res = helpers.run_pyoci("kill", *extra, cid, "0", root=pyoci_root)
+                assert res.returncode == 0, (status, extra, res.stderr)
+            st = helpers.state(cid, pyoci_root)
+            assert (st["status"], st["pid"]) == (status, pid)  # nothing was signalled
+            if status == "created":
+                helpers.run_pyoci("start", cid, root=pyoci_root, check=True)
+        assert ch.cmdline(pid).startswith("/probe sleep inf")
+        helpers.run_pyoci("kill", cid, "KILL", root=pyoci_root, check=True)
+        helpers.wait_for_status(cid, pyoci_root, "stopped")
+        res = helpers.run_pyoci("kill", cid, "0", root=pyoci_root)
+        assert res.returncode == 1 and "container not running" in res.stderr, res
+        res = helpers.run_pyoci("kill", "-a", cid, "0", root=pyoci_root)
+        assert res.returncode == 0, res.stderr
+        helpers.run_pyoci("delete", cid, root=pyoci_root, check=True)
+        res = helpers.run_pyoci("kill", cid, "0", root=pyoci_root)
+        assert res.returncode == 1 and "does not exist" in res.stderr, res
+    finally:
+        ch.force_delete(cid, pyoci_root)
+
+
 def test_cgroup_created_and_removed(make_bundle: Any, pyoci_root: Path) -> None:
     cg_name = f"pyoci-test-{helpers.unique_id()}"
     bundle = _sleeper(make_bundle, **{"linux.cgroupsPath": f"/{cg_name}"})

@@ -54,6 +54,29 @@ def test_console_socket(make_bundle: Any, pyoci_root: Path,
         ch.force_delete(cid, pyoci_root)
 
 
+def test_console_owned_by_the_process_user(make_bundle: Any, pyoci_root: Path,
+                                           console_listener: tuple[str, socket.socket]) -> None:
+    """The pty belongs to process.user's uid, so the user can use it (as runc: the
+    group stays the devpts mount's gid=5, tty)."""
+    path, sock = console_listener
+    bundle = make_bundle(["/bin/sh", "-c", "/probe stat $(/probe tty); /probe id"],
+                         **{"process.terminal": True,
+                            "process.user": {"uid": 1000, "gid": 1000}})
+    cid, _ = ch.create(bundle, pyoci_root, None, "--console-socket", path)
+    try:
+        master = ch.receive_console(sock)
+        try:
+            helpers.run_pyoci("start", cid, root=pyoci_root, check=True)
+            out = helpers.read_until(master, b"groups=").decode()
+        finally:
+            os.close(master)
+        assert "type=chr mode=0620 uid=1000 gid=5 " in out, out
+        assert "uid=1000 gid=1000" in out, out
+        helpers.wait_for_status(cid, pyoci_root, "stopped")
+    finally:
+        ch.force_delete(cid, pyoci_root)
+
+
 def test_terminal_without_console_socket_fails(make_bundle: Any, pyoci_root: Path) -> None:
     bundle = make_bundle(["/probe", "tty"], **{"process.terminal": True})
     cid, res = ch.create(bundle, pyoci_root, None, check=False)

@@ -443,6 +443,52 @@ def test_console_socket_detached(running: Running, tmp_path: Path,
     helpers.wait_for(lambda: ch.gone(pid), what="the exec'd shell to exit")
 
 
+def test_tty_owned_by_the_process_user(running: Running, tmp_path: Path,
+                                       console_listener: tuple[str, socket.socket]) -> None:
+    """exec -t -u 1000: the pty is the user's (uid 1000, group still tty), as runc."""
+    path, sock = console_listener
+    pid = detached(running, tmp_path, "-t", "--console-socket", path, "-u", "1000:1000",
+                   "ID", "/bin/sh", "-c", "/probe stat $(/probe tty); read line")
+    master = ch.receive_console(sock)
+    try:
+        out = helpers.read_until(master, b"rdev=").decode()
+        os.write(master, b"done\n")
+    finally:
+        os.close(master)
+    assert "type=chr mode=0620 uid=1000 gid=5 " in out, out
+    helpers.wait_for(lambda: ch.gone(pid), what="the exec'd shell to exit")
+    child = _spawn(running.root, "exec", "-t", "-u", "1000", running.cid,
+                   "/bin/sh", "-c", "/probe stat $(/probe tty)")
+    child.expect(r"uid=(\d+) gid=(\d+)")
+    assert child.match.group(1, 2) == ("1000", "5"), child.match.group(0)
+    assert _finish(child) == 0
+
+
+def test_tty_owned_by_the_process_user_in_a_user_namespace(
+        start_container: StartContainer, open_dir: Path, rootfs_template: Path,
+        tmp_path: Path, console_listener: tuple[str, socket.socket]) -> None:
+    """The same in a user namespace: the exec'd process becomes the namespace's root
+    before it makes the pty (as runc), so the pty can be given to uid 1000."""
+    def userns(cfg: dict[str, Any]) -> None:
+        cfg["linux"]["namespaces"].append({"type": "user"})
+        cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+
+    cfg = helpers.bundle_config(["/probe", "sleep", "inf"], mutate=userns)
+    c = start_container(bundle=helpers.write_bundle(open_dir / "bundle", rootfs_template, cfg))
+    path, sock = console_listener
+    pid = detached(c, tmp_path, "-t", "--console-socket", path, "-u", "1000:1000",
+                   "ID", "/bin/sh", "-c", "/probe stat $(/probe tty); read line")
+    master = ch.receive_console(sock)
+    try:
+        out = helpers.read_until(master, b"rdev=").decode()
+        os.write(master, b"done\n")
+    finally:
+        os.close(master)
+    assert "type=chr mode=0620 uid=1000 gid=5 " in out, out
+    helpers.wait_for(lambda: ch.gone(pid), what="the exec'd shell to exit")
+
+
 # ---- the container-level half of the plan is worked out once -----------------
 
 _LEAN_LAUNCH = ("import sys; sys.path[:0] = {paths!r}; sys.argv = ['pyoci', *sys.argv[1:]]; "

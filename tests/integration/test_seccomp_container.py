@@ -195,29 +195,49 @@ def notify_ioctls(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, int]:
 
 
 class Agent(threading.Thread):
-    """Accept one connection, take the state + fd, answer notifications with -42."""
+    """Accept ``connections`` connections (one per container process: the init, then
+    each exec), take the state + fd of each, answer notifications with -42."""
 
-    def __init__(self, path: str, recv_ioctl: int, send_ioctl: int) -> None:
+    def __init__(self, path: str, recv_ioctl: int, send_ioctl: int,
+                 connections: int = 1) -> None:
         super().__init__(daemon=True)
         self.recv_ioctl, self.send_ioctl = recv_ioctl, send_ioctl
+        self.connections = connections
         self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.server.bind(path)
-        self.server.listen(1)
+        self.server.listen(connections)
         self.server.settimeout(60)
         self.state: dict[str, Any] | None = None
+        self.states: list[dict[str, Any]] = []  # one per connection, in order
         self.fd_count = 0
         self.notified: list[tuple[int, int]] = []  # (syscall nr, pid)
         self.error: BaseException | None = None
 
     def run(self) -> None:
+        answering: list[threading.Thread] = []
         try:
-            self._serve()
+            for _ in range(self.connections):
+                listener = self._take()
+                t = threading.Thread(target=self._answer_and_close, args=(listener,),
+                                     daemon=True)
+                t.start()
+                answering.append(t)
         except BaseException as e:  # reported by the test
             self.error = e
         finally:
             self.server.close()
+            for t in answering:
+                t.join(60)
 
-    def _serve(self) -> None:
+    def _answer_and_close(self, listener: int) -> None:
+        try:
+            self._answer(listener)
+        except BaseException as e:
+            self.error = e
+        finally:
+            os.close(listener)
+
+    def _take(self) -> int:
         conn, _ = self.server.accept()
         with conn:
             fds = array.array("i")
@@ -232,13 +252,10 @@ class Agent(threading.Thread):
                     raise ValueError(f"incomplete state JSON: {data!r}")
                 data += chunk
         self.fd_count = len(fds)
-        self.state = state
+        self.state = self.state or state
+        self.states.append(state)
         assert len(fds) == 1, fds
-        listener = fds[0]
-        try:
-            self._answer(listener)
-        finally:
-            os.close(listener)
+        return fds[0]
 
     def _answer(self, listener: int) -> None:
         poller = select.poll()
@@ -316,6 +333,53 @@ def test_notify_listener_answers(run_probe, agent: tuple[str, Agent]) -> None:
     assert state["id"].startswith("t-"), st
     assert Path(state["bundle"]).is_dir(), st
     assert a.fd_count == 1
+
+
+def test_notify_listener_gets_each_exec(make_bundle, pyoci_root: Path,
+                                        notify_ioctls: tuple[int, int]) -> None:
+    """exec into a container with a listenerPath: each exec'd process's own listener
+    fd reaches the agent, with its pid and the container's state (as runc sends it)."""
+    d = tempfile.mkdtemp(prefix="pyoci-agent-")
+    path = os.path.join(d, "agent.sock")
+    a = Agent(path, *notify_ioctls, connections=3)
+    a.start()
+    sc = seccomp(ALLOW, rule(MKDIR, "SCMP_ACT_NOTIFY"), listenerPath=path,
+                 listenerMetadata="exec-metadata")
+    bundle = make_bundle(["/probe", "sleep", "inf"],
+                         **{"linux.seccomp": sc, "root.readonly": False})
+    cid = helpers.unique_id()
+    try:
+        helpers.run_pyoci("create", "--bundle", bundle, cid, root=pyoci_root, check=True)
+        helpers.run_pyoci("start", cid, root=pyoci_root, check=True)
+        init = helpers.state(cid, pyoci_root)["pid"]
+        res = helpers.run_pyoci("exec", cid, "/probe", "mkdir", "/tmp/x", root=pyoci_root)
+        assert res.returncode == 1 and res.stderr.strip().splitlines()[-1] == \
+            f"errno={ANSWER_ERRNO}", res
+        res = helpers.run_pyoci("exec", cid, "/bin/true", root=pyoci_root)
+        assert res.returncode == 0, res.stderr
+    finally:
+        helpers.run_pyoci("delete", "--force", cid, root=pyoci_root, timeout=30)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:  # unblock accept()
+            try:
+                s.connect(path)
+            except OSError:
+                pass
+        a.join(60)
+        shutil.rmtree(d, ignore_errors=True)
+    assert not a.is_alive(), "the agent is still waiting"
+    assert a.error is None, repr(a.error)
+    assert len(a.states) == 3, a.states
+    first, mkdir, true = a.states
+    assert first["pid"] == init and first["state"]["pid"] == init, first
+    for st in (mkdir, true):
+        assert st["fds"] == ["seccompFd"] and st["metadata"] == "exec-metadata", st
+        assert st["pid"] not in (init, 0), st
+        assert st["state"]["id"] == cid and st["state"]["pid"] == init, st
+        assert st["state"]["status"] == "running", st
+        assert Path(st["state"]["bundle"]) == bundle, st
+    assert mkdir["pid"] != true["pid"]
+    # the exec'd mkdir was answered through its own listener fd
+    assert {pid for _, pid in a.notified} == {mkdir["pid"]}, (mkdir["pid"], a.notified)
 
 
 def test_notify_without_listener_fails_create(make_bundle, pyoci_root: Path,
