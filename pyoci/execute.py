@@ -311,7 +311,7 @@ def _stdio(*wanted: Any) -> tuple[list[Any], list[tuple[int, int]]]:
             if w == PIPE:
                 r, wr = os.pipe()
                 child, parent = (r, wr) if fd == 0 else (wr, r)
-                ends[fd] = open(parent, "wb" if fd == 0 else "rb", buffering=0)  # noqa: SIM115
+                ends[fd] = open(parent, "wb" if fd == 0 else "rb", buffering=0)
             else:
                 child = os.dup(w if isinstance(w, int) else w.fileno())
             saved = os.dup(fd)

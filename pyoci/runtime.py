@@ -296,8 +296,9 @@ class Container:
         """
         from pyoci.execute import execute
 
+        options.setdefault("warn", self.runtime.log)
         return execute(self._load(), process, tty=tty, detach=detach, env=env, cwd=cwd,
-                       user=user, warn=self.runtime.log, **options)
+                       user=user, **options)
 
 
 def _reap(pid: int) -> None:
