@@ -15,7 +15,6 @@ process's child, so :meth:`Container.wait` gets its exit status, and
 
 import posix
 
-from pyoci import container as _engine
 from pyoci.errors import ContainerNotFound, IncorrectStatus, PyociError
 from pyoci.state.store import Store, check_id
 
@@ -113,13 +112,13 @@ class Runtime:
 
     def get(self, id: str) -> "Container":
         """The container ``id``; :class:`pyoci.errors.ContainerNotFound` if there is none."""
-        return Container(self, id, _engine.Container.load(self.store, check_id(id)))
+        return Container(self, id, self.store.load(check_id(id)))
 
     def list(self) -> "list[Container]":
         out = []
         for cid in self.store.ids():
             try:
-                out.append(Container(self, cid, _engine.Container.load(self.store, cid)))
+                out.append(Container(self, cid, self.store.load(cid)))
             except PyociError:
                 continue
         return out
@@ -136,6 +135,8 @@ class Runtime:
             if force:
                 return []
             raise
+        from pyoci import container as _engine
+
         try:
             try:
                 inner = _engine.Container.load(store, id)
@@ -157,13 +158,13 @@ class Runtime:
 class Container:
     """One container of a :class:`Runtime`. Each call reads its state afresh from the store."""
 
-    def __init__(self, runtime: Runtime, id: str, inner: "Any" = None, *,
+    def __init__(self, runtime: Runtime, id: str, record: "dict[str, Any] | None" = None, *,
                  warnings: "list[str] | None" = None, console: "int | None" = None) -> None:
         self.runtime = runtime
         self.id = id
         self.warnings = warnings or []  # create's
         self.console = console  # the pty master of a foreground create with a terminal
-        self._inner = inner  # loaded just now by get()/list(): the first call uses it
+        self._record = record  # loaded just now by get()/list(): the first call uses it
 
     def __repr__(self) -> str:
         return f"<pyoci.Container {self.id!r}>"
@@ -174,15 +175,21 @@ class Container:
     def __exit__(self, *exc: object) -> None:
         self.delete(force=True)
 
+    def _fresh(self) -> "dict[str, Any]":
+        record, self._record = self._record, None
+        return record if record is not None else self.runtime.store.load(self.id)
+
     def _load(self) -> "Any":
-        inner, self._inner = self._inner, None
-        return inner or _engine.Container.load(self.runtime.store, self.id)
+        """The engine's container (pyoci.container), on the container's current record."""
+        from pyoci import container as _engine
+
+        return _engine.Container(self.runtime.store, self.id, self._fresh())
 
     def _locked(self, action: "Callable[[Any], Any]") -> "Any":
         store = self.runtime.store
         lock = store.lock(self.id)
         try:
-            self._inner = None
+            self._record = None
             return action(self._load())
         finally:
             store.unlock(lock)
@@ -190,7 +197,9 @@ class Container:
     # -- queries -------------------------------------------------------------------
     def state(self) -> "dict[str, Any]":
         """The runtime-spec state: ociVersion, id, status, pid, bundle, annotations..."""
-        return self._load().oci_state()
+        from pyoci.state.status import document
+
+        return document(self.id, self._fresh(), self.runtime.store.dir(self.id))
 
     @property
     def pid(self) -> int:
@@ -228,9 +237,12 @@ class Container:
     def kill(self, sig: "int | str" = 15, all: bool = False) -> None:
         """Send ``sig`` (a number or a name: "KILL", "SIGTERM") to the init, or with
         ``all`` to every process in the container's cgroup."""
+        inner = self._load()
         if isinstance(sig, str):
-            sig = _engine.parse_signal(sig)
-        self._load().kill(int(sig), all)
+            from pyoci.container import parse_signal
+
+            sig = parse_signal(sig)
+        inner.kill(int(sig), all)
 
     def wait(self) -> "int | None":
         """Wait until the container's init has exited; its status, shell-style (128+N
