@@ -26,7 +26,7 @@ SCRIPT = """#!{python} -IS
 import sys
 _here = sys.argv[0].rpartition("/")[0] or "."
 sys.path[:0] = [_here + {purelib!r}]
-sys.path += [_here + p for p in {more!r}]
+sys.path += [_here + p for p in {more!r}] + {site!r}
 try:
     from pyoci.cli import entry
 except ImportError:
@@ -54,10 +54,15 @@ class LeanScript(build_scripts):
         scripts = paths["scripts"]
         purelib = _relative(paths["purelib"], scripts)
         more = [p for p in (_relative(paths["platlib"], scripts),) if p != purelib]
+        # The interpreter's own site directories last (absolute), for dependencies
+        # installed there rather than next to pyoci (a distribution's python3-cffi).
+        import site
+
+        own = [p for p in site.getsitepackages() if os.path.isdir(p)]
         os.makedirs(self.build_dir, exist_ok=True)
         out = os.path.join(self.build_dir, "pyoci")
         with open(out, "w") as f:
-            f.write(SCRIPT.format(python=sys.executable, purelib=purelib, more=more))
+            f.write(SCRIPT.format(python=sys.executable, purelib=purelib, more=more, site=own))
         os.chmod(out, 0o755)
 
 SOURCE = os.path.join("native", "trampoline", "trampoline.c")
