@@ -12,7 +12,21 @@ class PyociError(Exception):
 
 
 class SpecError(PyociError):
-    """config.json (or process.json) is unreadable, invalid or unsupported."""
+    """config.json (or process.json) is unreadable, invalid or unsupported.
+
+    ``path`` is the JSON path of the offending field (``process.rlimits[1].type``),
+    or None when the error is about the file as a whole. Messages read
+    ``config.json: <path>: <rule>``, so the path is taken from there unless given.
+    """
+
+    def __init__(self, message: str = "", path: str | None = None) -> None:
+        super().__init__(message)
+        if path is None:
+            label, sep, rest = message.partition(": ")
+            where, sep2, _ = rest.partition(": ")
+            if sep and sep2 and label.endswith(".json") and where and " " not in where:
+                path = where
+        self.path = path
 
 
 class UsageError(PyociError):

@@ -15,7 +15,7 @@ import time
 from abc import ABC, abstractmethod
 
 from pyoci.errors import CgroupError
-from pyoci.state.recorded_cgroup import (
+from pyoci.linux.cgroupfiles import (
     remove_unused_parents,
     write_file,  # noqa: F401 - the one writer, re-exported
 )

@@ -342,7 +342,7 @@ class V1Manager(Manager):
         self._freezer_state("THAWED")
 
     def frozen(self) -> bool:
-        from pyoci.state.recorded_cgroup import frozen  # the one reading `state` uses too
+        from pyoci.linux.cgroupfiles import frozen  # the one reading `state` uses too
 
         return frozen(self.to_state())
 

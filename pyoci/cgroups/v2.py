@@ -483,7 +483,7 @@ class V2Manager(Manager):
         freeze_dir(self.dir, False)
 
     def frozen(self) -> bool:
-        from pyoci.state.recorded_cgroup import frozen  # the one reading `state` uses too
+        from pyoci.linux.cgroupfiles import frozen  # the one reading `state` uses too
 
         return frozen(self.to_state())
 

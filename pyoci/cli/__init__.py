@@ -138,7 +138,7 @@ def one_id(args: list[str], verb: str) -> str:
         if not args:
             raise UsageError(f'"{verb}" requires exactly 1 argument(s): container id is missing')
         raise UsageError(f'"{verb}" requires exactly 1 argument(s)')
-    from pyoci.state.store import check_id
+    from pyoci.runtime import check_id
 
     return check_id(args[0])
 
@@ -207,9 +207,16 @@ class Context:
             )
 
     def store(self) -> "Any":
-        from pyoci.state.store import Store
+        return self.runtime().store
 
-        return Store(self.root)
+    def runtime(self) -> "Any":
+        """The API object every verb calls (pyoci.runtime.Runtime), made once."""
+        rt = self.__dict__.get("_runtime")
+        if rt is None:
+            from pyoci.runtime import Runtime
+
+            rt = self._runtime = Runtime(self.root, rootless=self.flags.get("rootless"))
+        return rt
 
 
 def absolute(path: str) -> str:

@@ -4,10 +4,8 @@ runc does for a foreground container."""
 
 from __future__ import annotations
 
-import _socket
 import os
 import select
-import sys
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up
 if TYPE_CHECKING:
@@ -15,15 +13,9 @@ if TYPE_CHECKING:
 
 
 def receive_master(sock_fd: int) -> int:
-    s = _socket.socket(fileno=sock_fd)
-    try:
-        _msg, anc, _flags, _addr = s.recvmsg(4096, _socket.CMSG_SPACE(4))
-    finally:
-        s.close()
-    for level, kind, data in anc:
-        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-            return int.from_bytes(data[:4], sys.byteorder)
-    raise OSError(5, "no pty master received from the container")
+    from pyoci.execute import receive_master
+
+    return receive_master(sock_fd)
 
 
 class Proxy:

@@ -20,10 +20,9 @@ FLAGS = [
 ]
 
 
-def options(flags: ParsedArgs, foreground: bool = False) -> Any:
-    from pyoci.create import Options
-
-    return Options(
+def options(flags: ParsedArgs, foreground: bool = False) -> dict[str, Any]:
+    """Runtime.create's keyword arguments, from create's flags."""
+    return dict(
         bundle=str(flags.get("bundle") or "."),
         pid_file=flags.get("pid-file"),  # type: ignore[arg-type]
         console_socket=flags.get("console-socket"),  # type: ignore[arg-type]
@@ -39,9 +38,8 @@ WITHOUT_GC = True  # see pyoci.cli._without_gc
 
 def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
     from pyoci.cli import log
-    from pyoci.create import create
 
     cid = one_id(args, "create")
-    for w in create(ctx.store(), cid, options(flags)).warnings:
+    for w in ctx.runtime().create(cid, **options(flags)).warnings:
         log.warning(w)
     return 0

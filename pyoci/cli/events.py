@@ -46,11 +46,9 @@ def parse_duration(raw: str) -> float:
 
 def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
     from pyoci import jsonio
-    from pyoci.container import Container
-
     cid = one_id(args, "events")
     interval = parse_duration(str(flags.get("interval") or "5s"))
-    container = Container.load(ctx.store(), cid)
+    container = ctx.runtime().get(cid)
 
     def emit(event: dict[str, Any]) -> None:
         sys.stdout.write(jsonio.dumps(event) + "\n")

@@ -12,8 +12,8 @@ FLAGS = [Flag("all", "a", help="send the specified signal to all processes insid
 
 
 def run(ctx: "Any", flags: ParsedArgs, args: list[str]) -> int:
-    from pyoci.container import Container, parse_signal
-    from pyoci.state.store import check_id
+    from pyoci.container import parse_signal
+    from pyoci.runtime import check_id
 
     if not args:
         raise UsageError('"kill" requires a minimum of 1 argument(s): container id is missing')
@@ -21,5 +21,5 @@ def run(ctx: "Any", flags: ParsedArgs, args: list[str]) -> int:
         raise UsageError('"kill" requires a maximum of 2 argument(s)')
     cid = check_id(args[0])
     sig = parse_signal(args[1] if len(args) > 1 else "TERM")
-    Container.load(ctx.store(), cid).kill(sig, bool(flags.get("all")))
+    ctx.runtime().get(cid).kill(sig, bool(flags.get("all")))
     return 0

@@ -19,18 +19,15 @@ FLAGS = [
 
 
 def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
-    from pyoci.container import Container
-
     if args:
         raise UsageError('"list" requires exactly 0 argument(s)')
     fmt = flags.get("format")
     if fmt not in ("table", "json"):
         raise UsageError(f"invalid format option: {fmt}")
-    store = ctx.store()
     rows = []
-    for cid in store.ids():
+    for c in ctx.runtime().list():
         try:
-            rows.append(Container.load(store, cid).oci_state())
+            rows.append(c.state())
         except PyociError:
             continue
     if flags.get("quiet"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pyoci.cli import Flag, ParsedArgs, one_id
-from pyoci.errors import IncorrectStatus, PyociError
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up
 if TYPE_CHECKING:
@@ -22,25 +21,10 @@ class _Freezer:
         self.verb = verb
 
     def run(self, ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
-        from pyoci.container import Container
-
         cid = one_id(args, self.verb)
-        store = ctx.store()
-        lock = store.lock(cid)
-        try:
-            c = Container.load(store, cid)
-            status = c.status()
-            cg = c.cgroup()
-            if cg is None or not cg.has_freezer():
-                raise PyociError("cannot pause or resume a container without a freezer cgroup")
-            if self.verb == "pause":
-                if status not in ("running", "created"):
-                    raise IncorrectStatus("container not running")
-                cg.freeze()
-            else:
-                if status != "paused":
-                    raise IncorrectStatus("container not paused")
-                cg.thaw()
-        finally:
-            store.unlock(lock)
+        container = ctx.runtime().get(cid)
+        if self.verb == "pause":
+            container.pause()
+        else:
+            container.resume()
         return 0

@@ -17,14 +17,11 @@ STOP = True
 
 
 def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
-    from pyoci.container import Container
-    from pyoci.state.store import check_id
+    from pyoci.runtime import check_id
 
     if not args:
         raise UsageError('"ps" requires a minimum of 1 argument(s): container id is missing')
-    c = Container.load(ctx.store(), check_id(args[0]))
-    cg = c.cgroup()
-    pids = sorted(cg.pids()) if cg is not None else []
+    pids = ctx.runtime().get(check_id(args[0])).ps()
     fmt = flags.get("format")
     if fmt == "json":
         from pyoci import jsonio

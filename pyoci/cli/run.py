@@ -25,33 +25,31 @@ WITHOUT_GC = True  # see pyoci.cli._without_gc; foreground.settle() before the w
 
 def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
     from pyoci.cli import foreground, log
-    from pyoci.container import Container
-    from pyoci.create import create
 
     cid = one_id(args, "run")
     detach = bool(flags.get("detach"))
-    store = ctx.store()
+    rt = ctx.runtime()
     if not detach and not flags.get("no-subreaper"):
         from pyoci._native import lib
 
         # The init is our grandchild when it has its own pid namespace: be its reaper.
         lib.pyoci_prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    created = create(store, cid, options(flags, foreground=not detach))
-    pid = created.pid
-    for w in created.warnings:
+    container = rt.create(cid, **options(flags, foreground=not detach))
+    for w in container.warnings:
         log.warning(w)
-    container = Container.load(store, cid)
     if detach:
         container.start()
         return 0
+    pid = container.pid
     foreground.settle()
     proxy = None
     forward = foreground.forward_signals(pid)
     try:
-        if created.console is not None:
-            from pyoci.cli.console import Proxy, receive_master
+        if container.console is not None:
+            from pyoci.cli.console import Proxy
 
-            proxy = Proxy(receive_master(created.console))
+            proxy = Proxy(container.console)
+            container.console = None  # the proxy closes it
         container.start()
         if proxy is not None:
             exited: list[int] = []
@@ -70,6 +68,6 @@ def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
         if proxy is not None:
             proxy.close()
     if not flags.get("keep"):
-        for w in Container.load(store, cid).delete(force=True):
+        for w in container.delete(force=True):
             log.warning(w)
     return status

@@ -11,20 +11,13 @@ FLAGS: list[Flag] = []
 
 
 def run(ctx: "Any", flags: ParsedArgs, args: list[str]) -> int:
-    from pyoci.container import Container
-
     cid = one_id(args, "start")
-    store = ctx.store()
-    lock = store.lock(cid)
-    try:
-        container = Container.load(store, cid)
-        if ctx.debug:
-            from pyoci.cli import log
+    container = ctx.runtime().get(cid)
+    if ctx.debug:
+        from pyoci.cli import log
 
-            log.debug(f"start {cid}: signalling init pid {container.state.get('pid')}")
-        container.start()
-    finally:
-        store.unlock(lock)
+        log.debug(f"start {cid}: signalling init pid {container.pid}")
+    container.start()
     if ctx.debug:
         log.debug(f"start {cid}: container process running, poststart hooks done")
     return 0

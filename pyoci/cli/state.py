@@ -13,11 +13,8 @@ FLAGS: list[Flag] = []
 
 
 def run(ctx: "Any", flags: ParsedArgs, args: list[str]) -> int:
-    from pyoci.state.status import document
-
     cid = one_id(args, "state")
-    store = ctx.store()
-    sys.stdout.write(pretty(document(cid, store.load(cid), store.dir(cid))) + "\n")
+    sys.stdout.write(pretty(ctx.runtime().get(cid).state()) + "\n")
     return 0
 
 

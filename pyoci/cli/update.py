@@ -6,11 +6,10 @@ alone, as runc does); otherwise runc's individual flags build one.
 
 from __future__ import annotations
 
-import os
 import sys
 
 from pyoci.cli import Flag, ParsedArgs, one_id
-from pyoci.errors import IncorrectStatus, UsageError
+from pyoci.errors import UsageError
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up
 if TYPE_CHECKING:
@@ -90,46 +89,16 @@ def resources_from_flags(flags: ParsedArgs) -> dict[str, Any]:
 
 
 def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
-    from pyoci.container import Container
     from pyoci.spec.load import parse_json
-    from pyoci.spec.schema import check
-    from pyoci.state import status as st
-    from pyoci.state.store import CONFIG_FILE, write_atomic
 
     cid = one_id(args, "update")
     source = flags.get("resources")
     if source:
         raw = sys.stdin.buffer.read() if source == "-" else _read(str(source))
         resources = parse_json(raw, "resources")
-        # Validate as the linux.resources of a config, so errors name the field.
-        check({"ociVersion": "1.3.0", "root": {"path": "rootfs"},
-               "linux": {"resources": resources}})
-        resources.pop("devices", None)  # runc's update never touches device rules
     else:
         resources = resources_from_flags(flags)
-    store = ctx.store()
-    lock = store.lock(cid)
-    try:
-        container = Container.load(store, cid)
-        if container.status() == st.STOPPED:
-            raise IncorrectStatus("container not running")
-        cg = container.cgroup()
-        if cg is None:
-            raise IncorrectStatus("container has no cgroup to update")
-        if resources:
-            cg.set(resources)
-        config = store.load_config(cid)
-        merged = config.setdefault("linux", {}).setdefault("resources", {})
-        for section, values in resources.items():
-            if isinstance(values, dict):
-                merged.setdefault(section, {}).update(values)
-            else:
-                merged[section] = values
-        from pyoci import jsonio
-
-        write_atomic(os.path.join(store.dir(cid), CONFIG_FILE), jsonio.dumps(config))
-    finally:
-        store.unlock(lock)
+    ctx.runtime().get(cid).update(resources, validate=bool(source))
     return 0
 
 

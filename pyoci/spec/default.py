@@ -72,3 +72,20 @@ def default_config(rootless: bool = False) -> dict[str, Any]:
                          options=["rbind", "nosuid", "noexec", "nodev", "ro"])
         cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] != "/sys/fs/cgroup"]
     return cfg
+
+
+def _callable_module() -> None:
+    """Make this module callable: ``pyoci.spec.default(rootless=False)`` is
+    :func:`default_config`, while ``from pyoci.spec.default import default_config``
+    keeps working (a package attribute can't be both a function and this module)."""
+    import sys
+    import types
+
+    class _Module(types.ModuleType):
+        def __call__(self, rootless: bool = False) -> dict[str, Any]:
+            return default_config(rootless=rootless)
+
+    sys.modules[__name__].__class__ = _Module
+
+
+_callable_module()

@@ -54,7 +54,7 @@ def derive(state: "dict[str, Any]", container_dir: str) -> str:
         pass
     cg = state.get("cgroup")
     if cg:
-        from pyoci.state.recorded_cgroup import frozen
+        from pyoci.linux.cgroupfiles import frozen
 
         if frozen(cg):
             return PAUSED

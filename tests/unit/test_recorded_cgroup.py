@@ -15,6 +15,7 @@ import pytest
 
 from pyoci.cgroups import from_state
 from pyoci.errors import CgroupError
+from pyoci.execute import placer
 from pyoci.state import recorded_cgroup as placement
 
 
@@ -52,7 +53,7 @@ def test_same_files_as_the_manager(tmp_path: Path, mode: str) -> None:
         (Path(d) / "cgroup.procs").write_text("")
     from_state(state).apply(4321)
     by_manager = _written(tmp_path)
-    placement.placer(state)(4321)
+    placer(state)(4321)
     assert _written(tmp_path) == by_manager
     assert placement.directories(state) is not None
 
@@ -60,13 +61,13 @@ def test_same_files_as_the_manager(tmp_path: Path, mode: str) -> None:
 def test_unknown_mode_goes_to_the_manager() -> None:
     assert placement.directories({"mode": "systemd", "path": "/x"}) is None
     with pytest.raises(CgroupError, match="unknown cgroup mode"):
-        placement.placer({"mode": "systemd", "path": "/x"})
+        placer({"mode": "systemd", "path": "/x"})
 
 
 def test_errors_are_worded_as_the_manager_words_them(tmp_path: Path) -> None:
     state = _states(tmp_path)["v2"]
     with pytest.raises(CgroupError) as ours:
-        placement.placer(state)(1)
+        placer(state)(1)
     with pytest.raises(CgroupError) as theirs:
         from_state(state).apply(1)
     assert str(ours.value) == str(theirs.value)
