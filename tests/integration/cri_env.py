@@ -456,18 +456,24 @@ def start_container(env: CriEnv, sid: str, pod: Any, config: Any,
     return cid
 
 
-def remove_pod(env: CriEnv, sid: str, pod: Any, timeout: float = 180) -> None:
-    """StopPodSandbox then RemovePodSandbox, then the pod's cgroup parent (kubelet's job)."""
+def remove_pod(env: CriEnv, sid: str, pod: Any, timeout: float = 180) -> list[Path]:
+    """StopPodSandbox, RemovePodSandbox, then the pod's cgroup parent (kubelet's job).
+
+    Returns the cgroups the runtime left below the pod's parent (they are removed too).
+    """
     pb = env.client.pb  # type: ignore[union-attr]
     env.client.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=sid),  # type: ignore[union-attr]
                               timeout=timeout)
     env.client.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=sid),  # type: ignore[union-attr]
                                 timeout=timeout)
-    remove_pod_cgroups(pod)
+    return remove_pod_cgroups(pod)
 
 
-def remove_pod_cgroups(pod: Any) -> None:
+def remove_pod_cgroups(pod: Any) -> list[Path]:
+    """Remove the pod's cgroup parent in every hierarchy; return the dirs found below it."""
     rel = pod.linux.cgroup_parent.removeprefix(f"/{POD_CGROUP_ROOT}/")
-    for d in sorted(pod_cgroup_dirs(rel), key=lambda p: len(p.parts), reverse=True):
+    dirs = pod_cgroup_dirs(rel)
+    for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
         with contextlib.suppress(OSError):
             d.rmdir()
+    return [d for d in dirs if d.parent.name == f"pod{pod.metadata.uid}"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sys
 import threading
 import time
@@ -45,8 +46,6 @@ MiB = 1024 * 1024
 @pytest.fixture(scope="session")
 def cri(rootfs_template: Path) -> Iterator[CriEnv]:
     """The session's private CRI containerd, with the test and pause images imported."""
-    import shutil
-
     missing = [t for t in ("containerd", "ctr", "containerd-shim-runc-v2")
                if shutil.which(t) is None]
     missing += [os.fspath(p) for p in (cri_env.CNI_BIN_DIR / "bridge",
@@ -88,11 +87,19 @@ class Pods:
         return cri_env.start_container(self.env, sid, pod, config, timeout=TIMEOUT)
 
     def remove(self, sid: str) -> None:
+        """Stop and remove the pod; the runtime must have removed its containers' cgroups."""
         with self.lock:
             config = self.live.pop(sid)
-        cri_env.remove_pod(self.env, sid, config, timeout=TIMEOUT)
+        left = cri_env.remove_pod(self.env, sid, config, timeout=TIMEOUT)
+        assert not left, f"cgroups left behind: {left}"
 
     # ---- queries ----------------------------------------------------------
+
+    def remove_parent_cgroups(self, sid: str) -> None:
+        """Forget a pod the test stopped and removed itself; remove its cgroup parent."""
+        with self.lock:
+            config = self.live.pop(sid)
+        cri_env.remove_pod_cgroups(config)
 
     def exec(self, cid: str, *cmd: str) -> Any:
         return self.client.ExecSync(  # type: ignore[union-attr]
@@ -332,15 +339,18 @@ def test_remove_pod_sandbox_leaves_nothing(pods) -> None:
     assert (env.ipam_dir / "pyoci-cri" / ip).exists()
     assert shims()
 
-    pods.remove(sid)
-
-    # ...and nothing of it once the pod is removed.
-    assert not any(Path(f"/proc/{pid}").exists() and
-                   Path(f"/proc/{pid}/status").read_text().find("State:\tZ") < 0
-                   for pid in pids), pids
+    pb = pods.pb
+    pods.client.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=sid), timeout=TIMEOUT)
+    pods.client.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=sid),
+                                 timeout=TIMEOUT)
+    # ...and nothing of it once the pod is removed (the pod's parent cgroup is kubelet's).
+    assert [p for p in cri_env.pod_cgroup_dirs(f"pod{uid}") if p.name in (sid, cid)] == []
+    pods.remove_parent_cgroups(sid)
+    assert cri_env.pod_cgroup_dirs(f"pod{uid}") == []
+    helpers.wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids),
+                     timeout=30, what=f"processes {pids} to be gone")
     assert not ({sid, cid} & env.state_dirs())
     assert netns not in env.netns_mounts() and not Path(netns).exists()
-    assert cri_env.pod_cgroup_dirs(f"pod{uid}") == []
     assert mounts() == []
     assert not (env.ipam_dir / "pyoci-cri" / ip).exists()
     helpers.wait_for(lambda: not shims(), timeout=30, what="the pod's shim to exit")
