@@ -198,6 +198,9 @@ def test_containers_share_the_pods_namespaces_and_files(pods) -> None:
         assert ns["server"][kind] == ns["client"][kind] == ns["pause"][kind], (kind, ns)
     assert len({ns[n]["pid"] for n in ns}) == 3, ns
     assert ns["pause"]["net"] != os.readlink("/proc/self/ns/net")
+    # ...which CNI set up: the pod's IP is on the containers' eth0.
+    pod_ip = pods.pod_status(sid)[0].network.ip
+    assert f"inet {pod_ip}/" in pods.out(client, "ip", "-4", "addr", "show", "eth0")
 
     # UTS: the pod's hostname, in both containers.
     assert pods.out(server, "hostname") == pods.out(client, "hostname") == "shared-pod\n"
