@@ -98,12 +98,13 @@ def _blob(blobs: Path, data: bytes) -> dict[str, Any]:
     return {"digest": f"sha256:{digest}", "size": len(data)}
 
 
-def build_oci_archive(rootfs: Path, dest: Path, name: str = IMAGE) -> Path:
+def build_oci_archive(rootfs: Path, dest: Path, name: str = IMAGE,
+                      entrypoint: list[str] | None = None) -> Path:
     """Write an OCI image layout tar at ``dest`` holding ``rootfs`` as one layer.
 
     The manifest's descriptor in index.json carries the platform (ctr imports
     only the host's platform) and ``io.containerd.image.name`` (the name ctr
-    gives the image).
+    gives the image). ``entrypoint`` sets the config's Entrypoint (and empties Cmd).
     """
     work = Path(tempfile.mkdtemp(prefix="oci-", dir=dest.parent))
     try:
@@ -126,6 +127,8 @@ def build_oci_archive(rootfs: Path, dest: Path, name: str = IMAGE) -> Path:
             "rootfs": {"type": "layers", "diff_ids": [diff_id]},
             "history": [{"created_by": "pyoci tests"}],
         }
+        if entrypoint is not None:
+            config["config"].update(Entrypoint=entrypoint, Cmd=[])
         config_desc = {"mediaType": "application/vnd.oci.image.config.v1+json",
                        **_blob(blobs, json.dumps(config).encode())}
         manifest = {"schemaVersion": 2,
@@ -157,6 +160,8 @@ class ContainerdEnv:
 
     ``ctr(*args)`` runs ``ctr --address SOCK --namespace pyoci-test ARGS``.
     """
+
+    namespace = NAMESPACE  # the CRI's subclass uses k8s.io
 
     def __init__(self, base: Path, runtime: Path) -> None:
         self.base = base
@@ -245,7 +250,7 @@ class ContainerdEnv:
             argv[at:at] = ["--fifo-dir", os.fspath(self.base / "fifo")]
         cmd = ["ctr", "--address", os.fspath(self.address)]
         if namespace:
-            cmd += ["--namespace", NAMESPACE]
+            cmd += ["--namespace", self.namespace]
         return cmd + argv
 
     def ctr(self, *args: str | os.PathLike[str], timeout: float = 60, check: bool = False,
@@ -281,7 +286,7 @@ class ContainerdEnv:
 
     def bundle(self, cid: str) -> Path:
         """The task's bundle dir, where the shim keeps ``log.json`` and ``init.pid``."""
-        return self.state / "io.containerd.runtime.v2.task" / NAMESPACE / cid
+        return self.state / "io.containerd.runtime.v2.task" / self.namespace / cid
 
     def tasks(self) -> dict[str, tuple[int, str]]:
         """``ctr task ls`` as {id: (pid, status)}."""
@@ -296,9 +301,13 @@ class ContainerdEnv:
     def containers(self) -> list[str]:
         return self.ctr("container", "ls", "--quiet", check=True).stdout.split()
 
+    def runtime_root(self) -> Path:
+        """The ``--root`` the shim passes to the runtime."""
+        return runc_root()
+
     def state_dirs(self) -> set[str]:
         """Container ids in the runtime's state root for our namespace."""
-        root = runc_root()
+        root = self.runtime_root()
         if not root.is_dir():
             return set()
         return {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
@@ -360,8 +369,8 @@ class ContainerdEnv:
         problems += self._kill_shims()
         leaked = self.state_dirs() - state_before
         for cid in sorted(leaked):
-            problems.append(f"{runc_root() / cid} left behind")
-            helpers.run_pyoci("delete", "--force", cid, root=runc_root(), timeout=30)
+            problems.append(f"{self.runtime_root() / cid} left behind")
+            helpers.run_pyoci("delete", "--force", cid, root=self.runtime_root(), timeout=30)
         for target in sorted(helpers.mounts_under(self.base), key=len, reverse=True):
             # containerd unmounts its own on the way out; anything here leaked.
             problems.append(f"mount {target} left behind")
