@@ -23,8 +23,7 @@ def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
     if not args:
         raise UsageError('"ps" requires a minimum of 1 argument(s): container id is missing')
     c = Container.load(ctx.store(), check_id(args[0]))
-    cg = c.cgroup()
-    pids = sorted(cg.pids()) if cg is not None else []
+    pids = sorted(c.pids())
     fmt = flags.get("format")
     if fmt == "json":
         from pyoci import jsonio
