@@ -86,6 +86,10 @@ def create(store: Store, cid: str, opts: Options) -> Created:
             if present:
                 warnings.append(f"{field}: not applied: the container has no mount "
                                 "namespace of its own")
+    if os.geteuid() != 0:
+        from pyoci import rootless
+
+        rootless.check_config(config)
     from pyoci.linux import lsm
 
     lsm.check_available(process, linux)

@@ -146,3 +146,36 @@ def _helper(tool: str, pid: int, mappings: list[dict[str, int]], kind: str) -> N
             "user namespace", 1,
             f"{tool} {pid} {' '.join(args[2:])}: {said or f'exit status {res.returncode}'} "
             f"(rootless: the ranges must be allowed for the user in {sub})")
+
+
+def check_config(config: dict[str, Any]) -> None:
+    """What an unprivileged caller can't do at all, refused before anything is made.
+
+    runc's rootless checks and wording: a user namespace is required, and
+    mount options can't name an id the container's user namespace doesn't map.
+    """
+    from pyoci.errors import SpecError
+
+    linux = config.get("linux") or {}
+    if not any(n.get("type") == "user" for n in linux.get("namespaces") or []):
+        raise SpecError("config.json: linux.namespaces: rootless container requires user "
+                        "namespaces (add {\"type\": \"user\"} and uid/gid mappings, as "
+                        "`pyoci spec --rootless` does)")
+    joined = any(n.get("type") == "user" and n.get("path") for n in linux["namespaces"])
+    for kind in ("uid", "gid"):
+        if not joined and not linux.get(f"{kind}Mappings"):
+            raise SpecError(f"config.json: linux.{kind}Mappings: rootless containers require "
+                            f"at least one {kind.upper()} mapping")
+    if joined:
+        return
+    for i, mount in enumerate(config.get("mounts") or []):
+        for opt in mount.get("options") or []:
+            key, eq, value = opt.partition("=")
+            if not eq or key not in ("uid", "gid") or not value.isdigit():
+                continue
+            ident = int(value)
+            if not any(m["containerID"] <= ident < m["containerID"] + m["size"]
+                       for m in linux.get(f"{key}Mappings") or []):
+                raise SpecError(
+                    f"config.json: mounts[{i}] ({mount.get('destination')}): {opt}: cannot "
+                    f"specify {key}= mount options for unmapped {key} in rootless containers")

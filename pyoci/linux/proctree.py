@@ -21,6 +21,10 @@ def container_pids(init_pid: int, own_pidns: bool) -> list[int]:
     """The container's host pids, the init first; empty when the init is gone."""
     try:
         ident = os.stat(f"/proc/{init_pid}/ns/pid") if own_pidns else None
+    except PermissionError:
+        # Not yet started: the init is still the runtime's non-dumpable process, whose
+        # namespaces only root may look at, and nothing else can have joined them yet.
+        return [init_pid] if os.path.exists(f"/proc/{init_pid}") else []
     except OSError:
         return []
     numbers = [d for d in os.listdir("/proc") if d.isdigit()]

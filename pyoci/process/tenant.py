@@ -86,8 +86,9 @@ def spawn_exec(plan: Plan, init_pid: int, place: Any, console: int | None,
         lib.pyoci_prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     try:
         check(lib.pyoci_prctl(PR_SET_DUMPABLE, 0, 0, 0, 0))
+        ours_first = _rootless_joins(nsfds)
         for nstype, fd in nsfds:
-            if nstype in FOR_CHILDREN:
+            if nstype in ours_first:
                 try:
                     ns.join(fd, nstype, nstype)
                 except OSError as e:
@@ -98,7 +99,7 @@ def spawn_exec(plan: Plan, init_pid: int, place: Any, console: int | None,
         pid = os.fork()
         if pid == 0:  # pragma: no cover - child
             ours.close()
-            _child(plan, theirs, [(t, fd) for t, fd in nsfds if t not in FOR_CHILDREN],
+            _child(plan, theirs, [(t, fd) for t, fd in nsfds if t not in ours_first],
                    console)
             os._exit(1)
     finally:
@@ -127,6 +128,20 @@ def spawn_exec(plan: Plan, init_pid: int, place: Any, console: int | None,
     finally:
         ours.close()
     return pid
+
+
+def _rootless_joins(nsfds: list[tuple[str, int]]) -> tuple[str, ...]:
+    """The namespaces we join ourselves before the fork: pid and time, and rootless the user one.
+
+    Joining a pid or time namespace takes CAP_SYS_ADMIN over the user namespace
+    that owns it. Root has it everywhere; an ordinary user only inside the
+    container's user namespace (which the user owns), so joins that one first.
+    pyoci keeps its own ids there, and stays non-dumpable (its memory was not
+    made in that namespace), so the container can't trace or open it.
+    """
+    if os.geteuid() == 0 or not any(t == "user" for t, _ in nsfds):
+        return FOR_CHILDREN
+    return ("user", *FOR_CHILDREN)
 
 
 def _child(plan: Plan, chan: Channel, nsfds: list[tuple[str, int]], console: int | None) -> None:
