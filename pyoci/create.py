@@ -298,6 +298,7 @@ def _rootless_cgroup(cgroup: Any, linux: dict[str, Any]) -> Any:
     from pyoci import rootless
 
     resources = {k: v for k, v in (linux.get("resources") or {}).items() if k != "devices"}
+    cgroup.skip_devices = True
     try:
         cgroup.create(resources)
         return cgroup

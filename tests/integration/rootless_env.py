@@ -16,6 +16,7 @@ is abi3, and needs Debian's ``python3-cffi-backend``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -52,6 +53,8 @@ class RootlessUser:
     runtime: list[str]
     pythonpath: str = ""
     made: list[Path] = field(default_factory=list)
+    # Set by delegate(): the cgroups the user's commands start in.
+    session_cgroups: list[Path] = field(default_factory=list)
 
     @property
     def root(self) -> Path:
@@ -80,6 +83,12 @@ class RootlessUser:
             argv = ["script", "--quiet", "--return", "--command", shlex.join(argv), "/dev/null"]
         cmd = ["runuser", "-u", self.name, "--", "env", "-i",
                *(f"{k}={v}" for k, v in full.items()), *argv]
+        if self.session_cgroups:
+            # Root moves itself into the user's delegated cgroups, then becomes the user:
+            # where systemd's user@.service puts a user's session.
+            moves = "".join(f"echo $$ > {shlex.quote(str(d))}/cgroup.procs && "
+                            for d in self.session_cgroups)
+            cmd = ["sh", "-c", f"{moves}exec {shlex.join(cmd)}"]
         # Files, not pipes: a detached container keeps its copies of our stdout and
         # stderr open, and a pipe would not see EOF until the container exits.
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -232,3 +241,67 @@ def session_user() -> Iterator[RootlessUser]:
     finally:
         problems = remove_user(user)
         assert not problems, problems
+
+
+def cgroup_mounts() -> list[tuple[Path, str]]:
+    """(mount point, fs type) of every cgroup hierarchy this process sees."""
+    out = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        fstype = right.split()[0]
+        if fstype in ("cgroup", "cgroup2"):
+            out.append((Path(left.split()[4]), fstype))
+    return out
+
+
+@contextlib.contextmanager
+def delegate(user: RootlessUser) -> Iterator[str]:
+    """A cgroup subtree handed to the user, as systemd's user@.service does; yields
+    its path (relative to each hierarchy) for ``linux.cgroupsPath``.
+
+    In each hierarchy: ``<name>`` owned by the user, the user's commands started
+    in its ``session`` child (cgroup v2 lets a process move only between cgroups
+    whose common ancestor's cgroup.procs it may write, and keeps processes out
+    of a cgroup whose controllers are handed down). Removed afterwards.
+    """
+    name = f"{user.name}-delegated"
+    made: list[Path] = []
+    session: list[Path] = []
+    try:
+        for mount, fstype in cgroup_mounts():
+            top = mount / name
+            top.mkdir()
+            made.append(top)
+            if (mount / "cpuset.cpus").exists():  # v1 cpuset: empty until filled
+                for f in ("cpuset.cpus", "cpuset.mems"):
+                    (top / f).write_text((mount / f).read_text())
+            if fstype == "cgroup2":
+                wanted = set((mount / "cgroup.subtree_control").read_text().split())
+                for ctrl in sorted(wanted & {"pids", "memory"}):
+                    (top / "cgroup.subtree_control").write_text(f"+{ctrl}")
+            (top / "session").mkdir()
+            made.append(top / "session")
+            if (mount / "cpuset.cpus").exists():
+                for f in ("cpuset.cpus", "cpuset.mems"):
+                    (top / "session" / f).write_text((top / f).read_text())
+            subprocess.run(["chown", "-R", f"{user.uid}:{user.gid}", str(top)], check=True)
+            session.append(top / "session")
+        user.session_cgroups = session
+        yield f"/{name}"
+    finally:
+        user.session_cgroups = []
+        for d in reversed(made):
+            for sub in sorted((p for p in d.rglob("*") if p.is_dir()),
+                              key=lambda p: len(p.parts), reverse=True):
+                sub.rmdir()
+            helpers.wait_for(lambda d=d: _rmdir(d), timeout=10)
+
+
+def _rmdir(d: Path) -> bool:
+    try:
+        d.rmdir()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return True

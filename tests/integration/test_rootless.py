@@ -20,11 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import helpers
 import pytest
 import rootless_env
 from rootless_env import RootlessUser
-
-import helpers
 
 IS_RUNC = Path(os.environ.get(helpers.RUNTIME_ENV, "")).name == "runc"
 
@@ -356,3 +355,48 @@ def test_user_cannot_reach_root_only_bind_source(rl: RootlessUser, rootfs_templa
     assert res.returncode != 0
     assert "permission denied" in res.stderr
     assert rl.leftovers() == []
+
+
+def test_limits_in_a_delegated_cgroup(rl: RootlessUser, rootfs_template: Path) -> None:
+    """A cgroup the user owns (delegated, as systemd's user@.service does): the container's
+    cgroup is made in it and the limits apply, as for root; pause and update work too."""
+    with rootless_env.delegate(rl) as parent:
+        def limited(cid: str) -> Any:
+            def mutate(cfg: dict[str, Any]) -> None:
+                cfg["linux"]["cgroupsPath"] = f"{parent}/{cid}"
+                cfg["linux"]["resources"] = {"pids": {"limit": 6}}
+            return mutate
+
+        # The init and five children make six: the sixth fork is refused (EAGAIN).
+        cid = helpers.unique_id()
+        bundle = _bundle(rl, rootfs_template, ["/probe", "forkbomb", "20"], mutate=limited(cid))
+        res = rl.runtime_run("run", cid, cwd=bundle)
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.strip() == "forked=5 errno=11"
+
+        cid = helpers.unique_id()
+        bundle = _bundle(rl, rootfs_template, ["sleep", "1000"], mutate=limited(cid))
+        rl.runtime_run("run", "-d", cid, cwd=bundle, check=True)
+        try:
+            leaf = _pids_leaf(f"{parent}/{cid}")
+            assert leaf.read_text().strip() == "6"
+            assert json.loads(rl.runtime_run("ps", "--format", "json", cid,
+                                             check=True).stdout) == [rl.state(cid)["pid"]]
+            rl.runtime_run("pause", cid, check=True)
+            assert rl.state(cid)["status"] == "paused"
+            rl.runtime_run("resume", cid, check=True)
+            assert rl.state(cid)["status"] == "running"
+            rl.runtime_run("update", "--pids-limit", "20", cid, check=True)
+            assert leaf.read_text().strip() == "20"
+        finally:
+            rl.runtime_run("delete", "--force", cid, check=True)
+        assert not leaf.parent.exists()
+
+
+def _pids_leaf(path: str) -> Path:
+    """The pids.max of a cgroup, in the v1 pids hierarchy or in cgroup2."""
+    for mount, fstype in rootless_env.cgroup_mounts():
+        f = mount / path.lstrip("/") / "pids.max"
+        if f.exists():
+            return f
+    raise AssertionError(f"no pids.max for {path}")
