@@ -395,7 +395,7 @@ def test_limits_in_a_delegated_cgroup(rl: RootlessUser, rootfs_template: Path) -
 
 def _pids_leaf(path: str) -> Path:
     """The pids.max of a cgroup, in the v1 pids hierarchy or in cgroup2."""
-    for mount, fstype in rootless_env.cgroup_mounts():
+    for mount, _fstype in rootless_env.cgroup_mounts():
         f = mount / path.lstrip("/") / "pids.max"
         if f.exists():
             return f
