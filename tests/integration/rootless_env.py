@@ -275,9 +275,10 @@ def delegate(user: RootlessUser) -> Iterator[str]:
             if (mount / "cpuset.cpus").exists():  # v1 cpuset: empty until filled
                 for f in ("cpuset.cpus", "cpuset.mems"):
                     (top / f).write_text((mount / f).read_text())
-            if fstype == "cgroup2":
-                wanted = set((mount / "cgroup.subtree_control").read_text().split())
-                for ctrl in sorted(wanted & {"pids", "memory"}):
+            if fstype == "cgroup2":  # hand pids and memory down, where the kernel has them
+                have = set((mount / "cgroup.controllers").read_text().split())
+                for ctrl in sorted(have & {"pids", "memory"}):
+                    (mount / "cgroup.subtree_control").write_text(f"+{ctrl}")
                     (top / "cgroup.subtree_control").write_text(f"+{ctrl}")
             (top / "session").mkdir()
             made.append(top / "session")
