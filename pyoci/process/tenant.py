@@ -57,6 +57,12 @@ def open_namespaces(pid: int, config: dict[str, Any]) -> list[tuple[str, int]]:
     except OSError as e:
         for _, fd in fds:
             os.close(fd)
+        if isinstance(e, PermissionError) and os.geteuid() != 0:
+            # Until start, the init is pyoci's own non-dumpable process: only root may
+            # open its namespaces. Making it traceable would hand its host fds to the
+            # container, so rootless exec waits for start.
+            raise IncorrectStatus("cannot exec in a container that is not started yet when "
+                                  "rootless: start it first") from e
         raise IncorrectStatus("container not running") from e
     return fds
 
