@@ -197,9 +197,26 @@ class Container:
         except ProcessLookupError:
             raise IncorrectStatus("container not running") from None
 
+    def pids(self) -> "list[int]":
+        """The container's processes: its cgroup's, or without one, found in /proc."""
+        cg = self.cgroup()
+        if cg is not None and cg.mode != "none":
+            return cg.pids()
+        if not st.alive(self.state):
+            return []
+        from pyoci.linux.proctree import container_pids
+
+        return container_pids(self.state["pid"], bool(self.state.get("pidns")))
+
     def _kill_all(self, sig: int) -> None:
         cg = self.cgroup()
-        if cg is not None and cg.exists():
+        if cg is not None and cg.mode == "none":
+            for pid in self.pids():
+                try:
+                    posix.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+        elif cg is not None and cg.exists():
             cg.kill_all(sig)
         elif st.alive(self.state):
             try:

@@ -28,7 +28,7 @@ class Options:
     def __init__(self, bundle: str = ".", pid_file: str | None = None,
                  console_socket: str | None = None, no_pivot: bool = False,
                  no_new_keyring: bool = False, preserve_fds: int = 0,
-                 foreground: bool = False) -> None:
+                 foreground: bool = False, rootless: bool = False) -> None:
         self.bundle = os.path.abspath(bundle or ".")
         self.pid_file = os.path.abspath(pid_file) if pid_file else None
         self.console_socket = os.path.abspath(console_socket) if console_socket else None
@@ -36,6 +36,7 @@ class Options:
         self.no_new_keyring = no_new_keyring
         self.preserve_fds = preserve_fds
         self.foreground = foreground
+        self.rootless = rootless  # --rootless: see pyoci.rootless
 
 
 class Created:
@@ -84,6 +85,10 @@ def create(store: Store, cid: str, opts: Options) -> Created:
             if present:
                 warnings.append(f"{field}: not applied: the container has no mount "
                                 "namespace of its own")
+    if os.geteuid() != 0:
+        from pyoci import rootless
+
+        rootless.check_config(config)
     from pyoci.linux import lsm
 
     lsm.check_available(process, linux)
@@ -150,7 +155,10 @@ def create(store: Store, cid: str, opts: Options) -> Created:
         if not process:
             state["no_process"] = True
         store.save(cid, state, durable=False)  # transient: rewritten below
-        cgroup.create(linux.get("resources"))
+        if opts.rootless:
+            cgroup = _rootless_cgroup(cgroup, linux)
+        else:
+            cgroup.create(linux.get("resources"))
         if cgroup.frozen_by_anyone():
             # The init would wait in the freezer forever (runc's check and wording).
             raise CgroupError("container's cgroup unexpectedly frozen")
@@ -247,6 +255,10 @@ def _sources_from_parent(plan: Any) -> bool:
     """
     if not plan.has_ns("mount") or any(t == "mount" for t, _ in plan.join):
         return False
+    if os.geteuid() != 0:
+        # Rootless: cloning a tree of the host's mount namespace needs privileges we
+        # lack, and the container's root is the user, who reaches what we reach.
+        return False
     return plan.new_userns or any(t == "user" for t, _ in plan.join)
 
 
@@ -274,6 +286,38 @@ def _hook_state(state: dict[str, Any], pid: int) -> dict[str, Any]:
     # "created", as crun and the runtime-tools suite expect: the namespaces exist.
     return {"ociVersion": SPEC_VERSION, "id": state["id"], "status": st.CREATED, "pid": pid,
             "bundle": state["bundle"], "annotations": state["annotations"]}
+
+
+def _rootless_cgroup(cgroup: Any, linux: dict[str, Any]) -> Any:
+    """runc's rootless rule: no permission for the cgroup means no cgroup, unless
+    limits or an explicit ``cgroupsPath`` were asked for; device rules are skipped.
+
+    In a cgroup the user may write to (a delegated v2 subtree named by
+    ``cgroupsPath``) everything but the device rules is applied as usual.
+    """
+    from pyoci import rootless
+
+    resources = {k: v for k, v in (linux.get("resources") or {}).items() if k != "devices"}
+    cgroup.skip_devices = True
+    try:
+        cgroup.create(resources)
+        return cgroup
+    except CgroupError as e:
+        if not rootless.is_permission_error(e):
+            raise
+        try:
+            cgroup.destroy()
+        except CgroupError:
+            pass
+        if linux.get("cgroupsPath"):
+            raise CgroupError(f"unable to apply cgroup configuration: {e} (rootless: "
+                              "linux.cgroupsPath names a cgroup the user can't create)") from None
+        if rootless.needs_controllers(resources):
+            raise rootless.no_cgroup_error(resources, e) from None
+        from pyoci.cgroups.none import NoneManager
+
+        trace.debug(f"rootless: no cgroup ({e}); the config asks for no limits")
+        return NoneManager(cgroup.path, rootless=True)
 
 
 def _unused(cgroup: Any) -> Any:

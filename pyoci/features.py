@@ -66,9 +66,17 @@ def features() -> dict[str, Any]:
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": _idmap()}},
+            # Idmapped mounts need privileges over the host's mounts: never rootless.
+            "mountExtensions": {"idmap": {"enabled": _idmap() and os.geteuid() == 0}},
         },
         "annotations": {
             "org.opencontainers.runtime-spec.features.cgroup.unified": str(cg_v2).lower(),
+            # Rootless (--rootless, see pyoci/rootless.py): runs with a user namespace
+            # and, without a cgroup the user may write to, no cgroup at all, so no
+            # linux.resources, pause or update (runc's rule).
+            "io.github.pyoci.rootless.enabled": "true",
+            "io.github.pyoci.rootless.cgroup": (
+                "limits only in a cgroup the user may write to (linux.cgroupsPath in a "
+                "delegated cgroup v2 subtree); otherwise none, and no linux.resources"),
         },
     }

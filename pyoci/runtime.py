@@ -74,10 +74,14 @@ class Runtime:
         """
         from pyoci.create import Options, create
         from pyoci.execute import PR_SET_CHILD_SUBREAPER, caller_kept
+        from pyoci.rootless import detect
 
+        flag = self.rootless
+        if isinstance(flag, bool):
+            flag = "true" if flag else "false"
         opts = Options(bundle=str(bundle), pid_file=pid_file, console_socket=console_socket,
                        no_pivot=no_pivot, no_new_keyring=no_new_keyring,
-                       preserve_fds=preserve_fds, foreground=foreground)
+                       preserve_fds=preserve_fds, foreground=foreground, rootless=detect(flag))
         with caller_kept() as kept:
             # A subreaper while the init is made: when it has an intermediate parent
             # that exits (pid namespace not entered by clone3), the init becomes our

@@ -215,6 +215,9 @@ class Manager(ABC):
         # (e.g. "devices" on v2 until the eBPF program exists), so the caller
         # decides whether to warn or refuse instead of the miss being silent.
         self.ignored: list[str] = []
+        # Rootless: no device rules at all (runc ignores the devices controller then);
+        # the devices are the host's, bound in, and writing rules needs privileges.
+        self.skip_devices = False
 
     # -- lifecycle -------------------------------------------------------
     @abstractmethod

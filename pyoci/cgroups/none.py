@@ -1,8 +1,9 @@
-"""No cgroups at all (no cgroup filesystem mounted, e.g. some minimal chroots).
+"""No cgroups at all: none mounted (some minimal chroots), or rootless without permission.
 
 Lifecycle calls succeed as no-ops so a container can still run, but anything
 that needs a cgroup to mean something (resource limits, pause) is refused
-instead of pretending to work.
+instead of pretending to work. ``ps`` and ``kill --all`` find the processes in
+``/proc`` instead (pyoci.linux.proctree).
 """
 
 from __future__ import annotations
@@ -20,6 +21,18 @@ class NoneManager(Manager):
 
     mode = "none"
 
+    def __init__(self, path: str, created: Any = (), rootless: bool = False) -> None:
+        super().__init__(path, created)
+        # Rootless and not allowed to make the cgroup (pyoci.create._rootless_cgroup).
+        self.rootless = rootless
+
+    def _why(self) -> str:
+        if self.rootless:
+            return ("the container has no cgroup (rootless: no permission to create "
+                    f"{self.path}; run it in a cgroup the user may write to, e.g. a delegated "
+                    "cgroup v2 subtree named by linux.cgroupsPath)")
+        return "no cgroup filesystem"
+
     def create(self, resources: dict[str, Any] | None = None) -> None:
         if resources:
             self.set(resources)
@@ -30,6 +43,9 @@ class NoneManager(Manager):
     def set(self, resources: dict[str, Any]) -> None:
         wanted = [k for k, v in resources.items() if v and k != "devices"]
         if wanted:
+            if self.rootless:
+                raise CgroupError(f"cannot set {sorted(wanted)[0]} limit: container could not "
+                                  f"join or create cgroup: {self._why()}")
             raise CgroupError(f"cgroup: no cgroup filesystem to apply {', '.join(sorted(wanted))}")
 
     def destroy(self) -> None:
@@ -39,10 +55,10 @@ class NoneManager(Manager):
         return []
 
     def freeze(self) -> None:
-        raise CgroupError("cgroup: cannot freeze: no cgroup filesystem")
+        raise CgroupError(f"cgroup: cannot freeze: {self._why()}")
 
     def thaw(self) -> None:
-        raise CgroupError("cgroup: cannot thaw: no cgroup filesystem")
+        raise CgroupError(f"cgroup: cannot thaw: {self._why()}")
 
     def frozen(self) -> bool:
         return False
@@ -58,8 +74,11 @@ class NoneManager(Manager):
         return {}
 
     def to_state(self) -> dict[str, Any]:
-        return self._base_state()
+        d = self._base_state()
+        if self.rootless:
+            d["rootless"] = True
+        return d
 
     @classmethod
     def from_state(cls, d: dict[str, Any]) -> NoneManager:
-        return cls(d.get("path", ""), d.get("created", ()))
+        return cls(d.get("path", ""), d.get("created", ()), bool(d.get("rootless")))

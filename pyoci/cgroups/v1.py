@@ -86,7 +86,10 @@ class V1Manager(Manager):
         res = dict(resources or {})
         # runc puts every container under a default-deny device policy plus
         # its standard allow list, even when the config lists no rules.
-        res.setdefault("devices", [])
+        if self.skip_devices:
+            res.pop("devices", None)
+        else:
+            res.setdefault("devices", [])
         self.set(res)
 
     @staticmethod

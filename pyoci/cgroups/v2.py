@@ -445,7 +445,10 @@ class V2Manager(Manager):
         res = dict(resources or {})
         # As on v1 (and in runc): every container gets the default-deny device
         # policy plus the standard allow list, even when the config has no rules.
-        res.setdefault("devices", [])
+        if self.skip_devices:
+            res.pop("devices", None)
+        else:
+            res.setdefault("devices", [])
         self.set(res)
 
     def apply(self, pid: int) -> None:

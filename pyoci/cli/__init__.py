@@ -149,7 +149,9 @@ GLOBAL_FLAGS = [
     Flag("log-format", value=True, help="set the log format ('text' (default), or 'json')"),
     Flag("debug", help="enable debug logging"),
     Flag("systemd-cgroup", help="enable systemd cgroup support (not available)"),
-    Flag("rootless", value=True, help="ignore cgroup permission errors ('true', 'false', 'auto')"),
+    Flag("rootless", value=True,
+         help="ignore cgroup permission errors when no limits are set ('true', 'false', "
+              "'auto': not root, or in a user namespace)"),
     Flag("criu", value=True, help="path to the criu binary (unused)"),
     Flag("help", "h", help="show help"),
     Flag("version", "v", help="print the version"),
@@ -199,8 +201,6 @@ class Context:
         rootless = flags.get("rootless")
         if rootless not in (None, "true", "false", "auto"):
             raise UsageError(f"invalid --rootless value: {rootless} (want true, false or auto)")
-        if rootless == "true" and posix.geteuid() == 0:
-            raise UsageError("--rootless=true needs a non-root user; pyoci runs rootful as root")
         if flags.get("systemd-cgroup"):
             raise UsageError(
                 "systemd cgroup driver is not supported by pyoci: run without --systemd-cgroup"

@@ -27,9 +27,12 @@ def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
     rows = []
     for c in ctx.runtime().list():
         try:
-            rows.append(c.state())
+            row = c.state()
         except PyociError:
             continue
+        if not row.get("owner"):
+            row["owner"] = _owner(ctx.store().dir(row["id"]))
+        rows.append(row)
     if flags.get("quiet"):
         sys.stdout.write("".join(r["id"] + "\n" for r in rows))
     elif fmt == "json":
@@ -39,9 +42,24 @@ def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
     else:
         lines = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
         lines += [(r["id"], str(r["pid"]), r["status"], r["bundle"], r["created"],
-                   r["owner"] or "root") for r in rows]
+                   r["owner"]) for r in rows]
         widths = [max(len(line[i]) for line in lines) for i in range(6)]
         for line in lines:
             sys.stdout.write("   ".join(c.ljust(w) for c, w in zip(line, widths, strict=True))
                              .rstrip() + "\n")
     return 0
+
+
+def _owner(state_dir: str) -> str:
+    """The user who owns the container's state directory, as runc's list shows it."""
+    import os
+    import pwd
+
+    try:
+        uid = os.stat(state_dir).st_uid
+    except OSError:
+        return ""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"#{uid}"

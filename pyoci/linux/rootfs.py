@@ -90,7 +90,7 @@ def make_in_root(rootfd: int, path: str, is_file: bool, mode: int = 0o755) -> in
 
 def mount_entry(rootfd: int, entry: dict, bundle: str, in_userns: bool,
                 cgroup_mount: object = None, linux: dict | None = None,
-                tree: int | None = None) -> str | None:
+                tree: int | None = None, _sysfs: bool = False) -> str | None:
     """Apply one entry of ``mounts``; ``tree`` is its source as a detached mount, made by
     the parent while still in the host's user namespace (:func:`open_bind_sources`, or
     idmapped by ``pyoci.linux.idmap``).
@@ -110,6 +110,18 @@ def mount_entry(rootfd: int, entry: dict, bundle: str, in_userns: bool,
         readonly_later = dest
     if mtype in ("proc", "sysfs") and not opts.bind:
         _require_ordinary_dir(rootfd, dest, mtype)
+    if mtype == "sysfs" and not opts.bind and in_userns and not _sysfs:
+        try:
+            return mount_entry(rootfd, entry, bundle, in_userns, cgroup_mount, linux, tree,
+                               _sysfs=True)
+        except OSError as e:
+            if e.errno != errno.EPERM:
+                raise
+        # The kernel lets a user namespace mount sysfs only with a network namespace
+        # it owns: without one, the host's /sys is bound instead (runc does the same).
+        bound = {**entry, "type": "bind", "source": "/sys",
+                 "options": [*(entry.get("options") or []), "rbind"]}
+        return mount_entry(rootfd, bound, bundle, in_userns, cgroup_mount, linux, None)
     if opts.bind:
         if source and not source.startswith("/"):
             source = os.path.join(bundle, source)

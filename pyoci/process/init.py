@@ -129,8 +129,16 @@ class Child:
         if plan.new_userns:
             self.stage = "user namespace"
             ns.unshare(ns.CLONE_NEWUSER)
+            # An unprivileged parent (or newuidmap acting for it) may open our
+            # /proc/<pid>/*_map only while we are dumpable. Nothing of the
+            # container runs yet: we are the runtime's own fork in an empty namespace.
+            rootless_maps = os.geteuid() != 0
+            if rootless_maps:
+                check(lib.pyoci_prctl(PR_SET_DUMPABLE, 1, 0, 0, 0))
             self.chan.send("userns")
             reply = self.chan.recv()
+            if rootless_maps:
+                check(lib.pyoci_prctl(PR_SET_DUMPABLE, 0, 0, 0, 0))
             if not reply or reply["type"] != "mapped":
                 os._exit(1)
             try:

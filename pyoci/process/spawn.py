@@ -85,7 +85,12 @@ def spawn(plan: Plan, state_dir: str, place: Callable[[int], None],
                 )
             kind = msg["type"]
             if kind == "userns":
-                _write_maps(pid, plan.linux)
+                if os.geteuid() != 0:
+                    from pyoci import rootless
+
+                    rootless.write_maps(pid, plan.linux)
+                else:
+                    _write_maps(pid, plan.linux)
                 ours.send("mapped")
             elif kind == "pid":
                 init_pid = msg.get("pid") or pid  # none: the process we forked is the init

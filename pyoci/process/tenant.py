@@ -60,6 +60,12 @@ def open_namespaces(pid: int, config: dict[str, Any]) -> list[tuple[str, int]]:
     except OSError as e:
         for _, fd in fds:
             os.close(fd)
+        if isinstance(e, PermissionError) and os.geteuid() != 0:
+            # Until start, the init is pyoci's own non-dumpable process: only root may
+            # open its namespaces. Making it traceable would hand its host fds to the
+            # container, so rootless exec waits for start.
+            raise IncorrectStatus("cannot exec in a container that is not started yet when "
+                                  "rootless: start it first") from e
         raise IncorrectStatus("container not running") from e
     return fds
 
@@ -99,8 +105,9 @@ def spawn_exec(plan: Plan, init_pid: int, place: Any, console: int | None,
         lib.pyoci_prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     try:
         check(lib.pyoci_prctl(PR_SET_DUMPABLE, 0, 0, 0, 0))
+        ours_first = _rootless_joins(nsfds)
         for nstype, fd in nsfds:
-            if nstype in FOR_CHILDREN:
+            if nstype in ours_first:
                 try:
                     ns.join(fd, nstype, nstype)
                 except OSError as e:
@@ -111,7 +118,7 @@ def spawn_exec(plan: Plan, init_pid: int, place: Any, console: int | None,
         pid = os.fork()
         if pid == 0:  # pragma: no cover - child
             ours.close()
-            _child(plan, theirs, [(t, fd) for t, fd in nsfds if t not in FOR_CHILDREN],
+            _child(plan, theirs, [(t, fd) for t, fd in nsfds if t not in ours_first],
                    console, notify, listener_doc)
             os._exit(1)
     finally:
@@ -162,6 +169,20 @@ def _listener(plan: Plan, oci_state: Any) -> tuple[int, dict[str, Any] | None]:
     return sock, {"ociVersion": SPEC_VERSION, "fds": ["seccompFd"], "pid": 0,
                   "metadata": sec.listener_metadata,
                   "state": oci_state() if oci_state is not None else {}}
+
+
+def _rootless_joins(nsfds: list[tuple[str, int]]) -> tuple[str, ...]:
+    """The namespaces we join ourselves before the fork: pid and time, and rootless the user one.
+
+    Joining a pid or time namespace takes CAP_SYS_ADMIN over the user namespace
+    that owns it. Root has it everywhere; an ordinary user only inside the
+    container's user namespace (which the user owns), so joins that one first.
+    pyoci keeps its own ids there, and stays non-dumpable (its memory was not
+    made in that namespace), so the container can't trace or open it.
+    """
+    if os.geteuid() == 0 or not any(t == "user" for t, _ in nsfds):
+        return FOR_CHILDREN
+    return ("user", *FOR_CHILDREN)
 
 
 def _child(plan: Plan, chan: Channel, nsfds: list[tuple[str, int]], console: int | None,

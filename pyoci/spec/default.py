@@ -70,7 +70,9 @@ def default_config(rootless: bool = False) -> dict[str, Any]:
             if m["destination"] == "/sys":
                 m.update(type="none", source="/sys",
                          options=["rbind", "nosuid", "noexec", "nodev", "ro"])
-        cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] != "/sys/fs/cgroup"]
+            # The container's user namespace maps only the caller's own gid.
+            if "options" in m:
+                m["options"] = [o for o in m["options"] if not o.startswith(("gid=", "uid="))]
     return cfg
 
 
