@@ -330,6 +330,8 @@ def _reap(pid: int) -> None:
 def _freeze(c: "Any", freeze: bool) -> None:
     status = c.status()
     cg = c.cgroup()
+    if cg is not None and getattr(cg, "rootless", False):
+        cg.freeze()  # raises, saying why a rootless container without a cgroup can't
     if cg is None or not cg.has_freezer():
         raise PyociError("cannot pause or resume a container without a freezer cgroup")
     if freeze:
