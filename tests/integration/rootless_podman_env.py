@@ -183,8 +183,10 @@ def user_runtime(base: Path) -> Path:
     import pyoci
 
     lib = base / "lib"
-    shutil.copytree(Path(pyoci.__file__).resolve().parent, lib / "pyoci",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    pkg = Path(pyoci.__file__).resolve().parent
+    shutil.copytree(pkg, lib / "pyoci", ignore=shutil.ignore_patterns("__pycache__"))
+    if (pkg.parent / "schemas").is_dir():  # a source checkout keeps them beside the package
+        shutil.copytree(pkg.parent / "schemas", lib / "schemas")
     # The user can't write __pycache__ here: compile once, or every call recompiles.
     subprocess.run([SYSTEM_PYTHON, "-m", "compileall", "-q", lib], check=True,
                    capture_output=True)

@@ -56,6 +56,7 @@ def start_sleeper(rpm: RootlessPodman, *extra: str) -> str:
     res = rpm.podman("run", "-d", "--name", name, *extra, IMAGE, "sleep", "1000", runtime=True)
     if res.returncode != 0:
         logs = rpm.podman("logs", name)
+        rpm.podman("rm", "--force", "--time", "0", name)
         raise AssertionError(f"podman run -d failed ({res.returncode}): {res.stderr}\n"
                              f"container log: {logs.stdout}{logs.stderr}")
     cid = res.stdout.strip().splitlines()[-1]
@@ -136,14 +137,14 @@ def _free_port() -> int:
 
 def test_publish_port_slirp4netns(rpm) -> None:
     """``-p`` with slirp4netns: the host reaches busybox httpd in the container."""
-    port = _free_port()
-    res = rpm.podman("run", "-d", "--network", "slirp4netns", "-p", f"127.0.0.1:{port}:8080",
-                     IMAGE, "sh", "-c",
-                     "mkdir /www && echo pong > /www/index.html && exec httpd -f -p 8080 -h /www",
-                     runtime=True)
-    assert res.returncode == 0, res.stderr
-    cid = res.stdout.strip().splitlines()[-1]
+    port, name = _free_port(), f"httpd-{helpers.unique_id()}"
     try:
+        res = rpm.podman("run", "-d", "--name", name, "--network", "slirp4netns",
+                         "-p", f"127.0.0.1:{port}:8080", IMAGE, "sh", "-c",
+                         "mkdir /www && echo pong > /www/index.html && "
+                         "exec httpd -f -p 8080 -h /www", runtime=True)
+        assert res.returncode == 0, res.stderr
+        cid = res.stdout.strip().splitlines()[-1]
         # slirp4netns's tap device: the container has its own network namespace.
         res = rpm.podman("exec", cid, "ip", "-o", "-4", "addr", "show", "tap0")
         assert res.returncode == 0, res.stderr
@@ -157,4 +158,4 @@ def test_publish_port_slirp4netns(rpm) -> None:
                 time.sleep(0.2)
         assert body == b"pong\n"
     finally:
-        rpm.podman("rm", "--force", "--time", "0", cid, timeout=60)
+        rpm.podman("rm", "--force", "--time", "0", name, timeout=60)
