@@ -358,6 +358,11 @@ def rootless_podman(rootfs: Path) -> Iterator[RootlessPodman]:
     problems: list[str] = []
     try:
         env = RootlessPodman(user, user_runtime(base / "runtime"))
+        # Fail here, with the reason, if the user can't run it (python3-cffi-backend?).
+        check = subprocess.run(user.argv(env.runtime, "--version"), capture_output=True,
+                               text=True, cwd=user.home, timeout=60, check=False)
+        if check.returncode != 0:
+            raise RuntimeError(f"{user.name} can't run {env.runtime}: {check.stderr.strip()}")
         env.write_config()
         env.import_image(rootfs, base)
         yield env
