@@ -30,11 +30,25 @@ _children: "dict[int, int | None]" = {}
 
 
 def default_root() -> str:
-    """runc's default ``--root``: /run/pyoci for root, else $XDG_RUNTIME_DIR/pyoci."""
+    """The state root without ``--root``, by runc's rule for ``XDG_RUNTIME_DIR``.
+
+    Real root keeps ``/run/pyoci`` whatever ``XDG_RUNTIME_DIR`` says; any other
+    user gets ``$XDG_RUNTIME_DIR/pyoci``. So does root of a user namespace that
+    isn't the host's, unless ``USER`` is ``root``: rootless podman runs the
+    runtime that way, as uid 0 of its namespace with the user's
+    ``XDG_RUNTIME_DIR`` and no ``--root``, where ``/run/pyoci`` is not writable.
+    """
     runtime_dir = posix.environ.get(b"XDG_RUNTIME_DIR")
-    if posix.geteuid() == 0 or not runtime_dir:
+    if not runtime_dir:
         return "/run/pyoci"
-    return runtime_dir.decode(errors="surrogateescape") + "/pyoci"
+    if posix.geteuid() != 0:
+        return runtime_dir.decode(errors="surrogateescape") + "/pyoci"
+    if posix.environ.get(b"USER") != b"root":
+        from pyoci.rootless import in_initial_userns
+
+        if not in_initial_userns():
+            return runtime_dir.decode(errors="surrogateescape") + "/pyoci"
+    return "/run/pyoci"
 
 
 class Runtime:

@@ -186,6 +186,8 @@ class Context:
         self.flags = flags
         root = flags.get("root")
         if not root:
+            from pyoci.runtime import default_root  # ctx.runtime() imports it anyway
+
             root = default_root()
         self.root: str = absolute(str(root))
         self.debug = bool(flags.get("debug"))
@@ -213,35 +215,6 @@ class Context:
 
             rt = self._runtime = Runtime(self.root, rootless=self.flags.get("rootless"))
         return rt
-
-
-def default_root() -> str:
-    """The state root without ``--root``, by runc's rule for ``XDG_RUNTIME_DIR``.
-
-    Real root keeps ``/run/pyoci`` whatever ``XDG_RUNTIME_DIR`` says; any other
-    user gets ``$XDG_RUNTIME_DIR/pyoci``. So does root of a user namespace that
-    isn't the host's, unless ``USER`` is ``root``: rootless podman runs the
-    runtime that way, as uid 0 of its namespace with the user's
-    ``XDG_RUNTIME_DIR`` and no ``--root``, where ``/run/pyoci`` is not writable.
-    """
-    runtime_dir = posix.environ.get(b"XDG_RUNTIME_DIR")
-    if runtime_dir and (posix.geteuid() != 0 or (
-            posix.environ.get(b"USER") != b"root" and not _initial_userns())):
-        return runtime_dir.decode(errors="surrogateescape") + "/pyoci"
-    return "/run/pyoci"
-
-
-def _initial_userns() -> bool:
-    """Whether ``/proc/self/uid_map`` is the host's whole identity map."""
-    try:
-        fd = posix.open("/proc/self/uid_map", posix.O_RDONLY)
-    except OSError:
-        return True
-    try:
-        data = posix.read(fd, 4096)
-    finally:
-        posix.close(fd)
-    return data.split() == [b"0", b"0", b"4294967295"]
 
 
 def absolute(path: str) -> str:
