@@ -354,9 +354,15 @@ class caller_kept:
         lib = self.lib
         try:
             for t, fd in self.ns:
-                if os.readlink(f"/proc/self/ns/{t}_for_children") != os.readlink(
-                        f"/proc/self/fd/{fd}"):
-                    ns.join(fd, t, f"/proc/self/ns/{t}_for_children")
+                try:
+                    if os.readlink(f"/proc/self/ns/{t}_for_children") != os.readlink(
+                            f"/proc/self/fd/{fd}"):
+                        ns.join(fd, t, f"/proc/self/ns/{t}_for_children")
+                except OSError:
+                    # A rootless exec joined the container's user namespace first
+                    # (pyoci.process.tenant): there the old namespaces are out of
+                    # reach, and that join can't be undone anyway.
+                    continue
         finally:
             for _, fd in self.ns:
                 os.close(fd)

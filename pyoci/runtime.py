@@ -228,9 +228,9 @@ class Container:
         return self._load().status()
 
     def ps(self) -> "list[int]":
-        """Host pids of the processes in the container's cgroup."""
-        cg = self._load().cgroup()
-        return sorted(cg.pids()) if cg is not None else []
+        """Host pids of the container's processes: its cgroup's, or without one (rootless),
+        those in its pid namespace."""
+        return sorted(self._load().pids())
 
     def stats(self) -> "dict[str, Any]":
         """Resource usage: the ``data`` of runc's ``events --stats``."""

@@ -38,17 +38,18 @@ def create_device(rootfd: int, path: str, dtype: str, major: int, minor: int, mo
             except IsADirectoryError:
                 raise OSError(errno.EISDIR, "is a directory", path) from None
             if bind and dtype != "p":
-                os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644,
-                                 dir_fd=dirfd))
-                host = f"/dev/{name}" if path.startswith("/dev/") else path
-                tfd = open_in_root(rootfd, path)
-                try:
-                    m.mount(host, m.fd_path(tfd), None, m.MS_BIND)
-                finally:
-                    os.close(tfd)
+                _bind_host_device(rootfd, dirfd, name, path)
                 return
-            os.mknod(name, _TYPES[dtype] | (mode & 0o7777), os.makedev(major, minor),
-                     dir_fd=dirfd)
+            try:
+                os.mknod(name, _TYPES[dtype] | (mode & 0o7777), os.makedev(major, minor),
+                         dir_fd=dirfd)
+            except PermissionError:
+                # Root of a user namespace that isn't ours to configure (rootless
+                # podman runs the runtime so): bind the host's node, as runc does.
+                if dtype == "p":
+                    raise
+                _bind_host_device(rootfd, dirfd, name, path)
+                return
             os.chmod(name, mode & 0o7777, dir_fd=dirfd)
             os.chown(name, uid, gid, dir_fd=dirfd, follow_symlinks=False)
         finally:
@@ -58,6 +59,17 @@ def create_device(rootfd: int, path: str, dtype: str, major: int, minor: int, mo
             from None
     finally:
         os.close(pfd)
+
+
+def _bind_host_device(rootfd: int, dirfd: int, name: str, path: str) -> None:
+    """The host's device node bind-mounted at ``path``: what a user namespace may do."""
+    os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644, dir_fd=dirfd))
+    host = f"/dev/{name}" if path.startswith("/dev/") else path
+    tfd = open_in_root(rootfd, path)
+    try:
+        m.mount(host, m.fd_path(tfd), None, m.MS_BIND)
+    finally:
+        os.close(tfd)
 
 
 def setup_dev(rootfd: int, devices: list[dict], in_userns: bool, default: bool) -> None:

@@ -171,16 +171,31 @@ def _free_start() -> int:
     return top
 
 
+def copy_package(base: Path) -> Path:
+    """This checkout's pyoci (helper, schemas) copied where any user may read and run it.
+
+    Byte-compiled here, since the user can't write ``__pycache__`` there and
+    would otherwise recompile on every call. Returns the directory for PYTHONPATH.
+    """
+    import pyoci
+
+    lib = base / "lib"
+    pkg = Path(pyoci.__file__).resolve().parent
+    shutil.copytree(pkg, lib / "pyoci", ignore=shutil.ignore_patterns("__pycache__"))
+    if (pkg.parent / "schemas").is_dir():  # a source checkout keeps them beside the package
+        shutil.copytree(pkg.parent / "schemas", lib / "schemas")
+    subprocess.run([SYSTEM_PYTHON, "-m", "compileall", "-q", str(lib)], check=True,
+                   capture_output=True)
+    subprocess.run(["chmod", "-R", "a+rX", str(base)], check=True)
+    return lib
+
+
 def _runtime_for_user(tmp: Path) -> tuple[list[str], str]:
     """(argv prefix, PYTHONPATH) that runs the runtime under test as any user."""
     override = os.environ.get(helpers.RUNTIME_ENV)
     if override:
         return [override], ""
-    dest = tmp / "lib"
-    shutil.copytree(helpers.REPO_ROOT / "pyoci", dest / "pyoci", symlinks=False,
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    subprocess.run(["chmod", "-R", "a+rX", str(tmp)], check=True)
-    return [SYSTEM_PYTHON, "-m", "pyoci"], str(dest)
+    return [SYSTEM_PYTHON, "-m", "pyoci"], str(copy_package(tmp))
 
 
 def make_user() -> RootlessUser:

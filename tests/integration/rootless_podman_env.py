@@ -48,6 +48,7 @@ from typing import IO, Any
 
 import helpers
 import podman_env
+import rootless_env
 from podman_env import IMAGE
 
 USER_PREFIX = "pyocipm"
@@ -180,16 +181,7 @@ def user_runtime(base: Path) -> Path:
     override = os.environ.get(helpers.RUNTIME_ENV)
     if override and Path(override).name != "pyoci":
         return Path(override)
-    import pyoci
-
-    lib = base / "lib"
-    pkg = Path(pyoci.__file__).resolve().parent
-    shutil.copytree(pkg, lib / "pyoci", ignore=shutil.ignore_patterns("__pycache__"))
-    if (pkg.parent / "schemas").is_dir():  # a source checkout keeps them beside the package
-        shutil.copytree(pkg.parent / "schemas", lib / "schemas")
-    # The user can't write __pycache__ here: compile once, or every call recompiles.
-    subprocess.run([SYSTEM_PYTHON, "-m", "compileall", "-q", lib], check=True,
-                   capture_output=True)
+    lib = rootless_env.copy_package(base)
     launcher = base / "bin" / "pyoci"
     launcher.parent.mkdir()
     launcher.write_text(f'#!/bin/sh\nPYTHONPATH={lib} exec {SYSTEM_PYTHON} -m pyoci "$@"\n')
