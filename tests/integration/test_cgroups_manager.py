@@ -291,7 +291,12 @@ def test_kill_all_keeps_a_paused_container_paused(manager: Manager) -> None:
         manager.apply(p.pid)
         manager.freeze()
         manager.kill_all(signal.SIGTERM)
-        assert manager.frozen() and p.poll() is None  # delivered on resume
+        assert manager.frozen()  # kill_all never thaws a paused container for SIGTERM
+        if manager.mode != "v2":
+            # v1's freezer holds every signal until thawed; v2's lets a fatal one
+            # through ("frozen processes can be killed by a fatal signal", cgroup-v2.rst),
+            # and whether SIGTERM's default action wins that race is the kernel's timing.
+            assert p.poll() is None  # delivered on resume
         manager.thaw()
         assert p.wait(timeout=10) == -signal.SIGTERM
         p2 = subprocess.Popen(["sleep", "30"])
