@@ -22,8 +22,10 @@ import os
 import pwd
 import shlex
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -102,6 +104,16 @@ class RootlessUser:
         if check and res.returncode != 0:
             raise helpers.RuntimeCommandError(res.returncode, cmd, res.stdout, res.stderr)
         return res
+
+    def argv(self, *args: str | os.PathLike[str]) -> list[str]:
+        """``ARGS`` run as the user with only ``env()`` (for callers that need a Popen)."""
+        pairs = [f"{k}={v}" for k, v in self.env().items()]
+        return ["runuser", "-u", self.name, "--", "env", "-i", *pairs, *map(os.fspath, args)]
+
+    def owns_uid(self, uid: int) -> bool:
+        """The user's uid or one of its subordinate uids (its containers' processes)."""
+        start, count = self.subuid
+        return uid == self.uid or start <= uid < start + count
 
     def runtime_run(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
         """The runtime under test, as the user: ``runtime_run("state", cid)``."""
@@ -231,9 +243,31 @@ def make_user() -> RootlessUser:
                         runtime, pythonpath, made)
 
 
+def _user_pids(user: RootlessUser) -> list[int]:
+    """Processes running as the user or as one of its subordinate uids."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and int(proc.name) != os.getpid():
+            with contextlib.suppress(OSError):
+                if user.owns_uid(proc.stat().st_uid):
+                    pids.append(int(proc.name))
+    return pids
+
+
 def remove_user(user: RootlessUser) -> list[str]:
-    """Remove the user, its id ranges, runtime dir and files; return what went wrong."""
+    """Kill what the user left running, then remove the user, its id ranges, runtime dir
+    and files; return what went wrong."""
     problems = []
+    for _ in range(50):
+        pids = _user_pids(user)
+        if not pids:
+            break
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
+    else:
+        problems.append(f"processes of {user.name} survive SIGKILL: {_user_pids(user)}")
     res = subprocess.run(["userdel", "--remove", user.name], capture_output=True, text=True,
                          check=False)
     if res.returncode not in (0, 12):  # 12: home not removed (we remove it below)

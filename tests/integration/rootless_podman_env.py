@@ -34,14 +34,11 @@ from __future__ import annotations
 import contextlib
 import os
 import pty
-import pwd
 import select
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -54,125 +51,6 @@ from podman_env import IMAGE
 USER_PREFIX = "pyocipm"
 ROOTLESS_RUNTIME_ENV = "PYOCI_TEST_ROOTLESS_RUNTIME"
 SYSTEM_PYTHON = Path("/usr/bin/python3")
-# The range useradd would pick is fine; this is only for a host whose
-# login.defs gives new users none (SUB_UID_COUNT=0).
-_SUBID_COUNT = 65536
-_SUBID_MIN = 100000
-_SUBID_FILES = (Path("/etc/subuid"), Path("/etc/subgid"))
-
-
-class RootlessUser:
-    """The session's unprivileged user and its subordinate id range."""
-
-    def __init__(self, name: str) -> None:
-        entry = pwd.getpwnam(name)
-        self.name = name
-        self.uid = entry.pw_uid
-        self.gid = entry.pw_gid
-        self.home = Path(entry.pw_dir)
-        self.runtime_dir = Path("/run/user") / str(self.uid)
-
-    def subids(self, path: Path) -> list[tuple[int, int]]:
-        """This user's ``(start, count)`` ranges in ``/etc/subuid`` or ``/etc/subgid``."""
-        ranges = []
-        with contextlib.suppress(FileNotFoundError):
-            for line in path.read_text().splitlines():
-                parts = line.strip().split(":")
-                if len(parts) == 3 and parts[0] in (self.name, str(self.uid)):
-                    ranges.append((int(parts[1]), int(parts[2])))
-        return ranges
-
-    def owns_uid(self, uid: int) -> bool:
-        """True for the user's uid and its subordinate uids (its containers' processes)."""
-        if uid == self.uid:
-            return True
-        return any(start <= uid < start + count for start, count in self.subids(_SUBID_FILES[0]))
-
-    def env(self) -> dict[str, str]:
-        """A login-like clean environment, as the user would have it."""
-        return {
-            "HOME": os.fspath(self.home), "USER": self.name, "LOGNAME": self.name,
-            "XDG_RUNTIME_DIR": os.fspath(self.runtime_dir),
-            "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "TERM": "xterm",
-        }
-
-    def argv(self, *args: str | os.PathLike[str]) -> list[str]:
-        """``ARGS`` run as the user with only ``env()``."""
-        pairs = [f"{k}={v}" for k, v in self.env().items()]
-        return ["runuser", "-u", self.name, "--", "env", "-i", *pairs, *map(os.fspath, args)]
-
-
-def _free_subid_start() -> int:
-    """The first id past every range in /etc/subuid and /etc/subgid."""
-    end = _SUBID_MIN
-    for path in _SUBID_FILES:
-        with contextlib.suppress(FileNotFoundError):
-            for line in path.read_text().splitlines():
-                parts = line.strip().split(":")
-                if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
-                    end = max(end, int(parts[1]) + int(parts[2]))
-    return end
-
-
-def create_user() -> RootlessUser:
-    """``useradd`` a fresh user with subordinate ids and a ``/run/user/<uid>``."""
-    name = f"{USER_PREFIX}{uuid.uuid4().hex[:8]}"
-    subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", name], check=True,
-                   capture_output=True, text=True)
-    user = RootlessUser(name)
-    # Debian's useradd allocates ranges itself (login.defs SUB_UID_*); add one if it didn't.
-    for path, flag in zip(_SUBID_FILES, ("--add-subuids", "--add-subgids"), strict=True):
-        if not user.subids(path):
-            start = _free_subid_start()
-            subprocess.run(["usermod", flag, f"{start}-{start + _SUBID_COUNT - 1}", name],
-                           check=True, capture_output=True, text=True)
-    user.runtime_dir.parent.mkdir(mode=0o755, exist_ok=True)
-    user.runtime_dir.mkdir(mode=0o700)
-    os.chown(user.runtime_dir, user.uid, user.gid)
-    return user
-
-
-def _user_pids(user: RootlessUser) -> list[int]:
-    """Processes running as the user or as one of its subordinate uids."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            if user.owns_uid(proc.stat().st_uid) and int(proc.name) != os.getpid():
-                pids.append(int(proc.name))
-    return pids
-
-
-def remove_user(user: RootlessUser) -> list[str]:
-    """Kill what the user left running, then remove the user and all its traces."""
-    problems = []
-    for _ in range(50):
-        pids = _user_pids(user)
-        if not pids:
-            break
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.1)
-    else:
-        problems.append(f"processes of {user.name} survive SIGKILL: {_user_pids(user)}")
-    res = subprocess.run(["userdel", "--remove", user.name], capture_output=True, text=True,
-                         check=False)
-    # userdel exits 12 when it can't remove the mail spool, which useradd didn't make.
-    if res.returncode not in (0, 12):
-        problems.append(f"userdel {user.name}: {res.stderr.strip()}")
-    shutil.rmtree(user.home, ignore_errors=True)
-    for path in _SUBID_FILES:
-        with contextlib.suppress(FileNotFoundError):
-            lines = path.read_text().splitlines(keepends=True)
-            kept = [ln for ln in lines if ln.split(":", 1)[0] not in (user.name, str(user.uid))]
-            if kept != lines:
-                path.write_text("".join(kept))
-    shutil.rmtree(user.runtime_dir, ignore_errors=True)
-    return problems
-
-
 def user_runtime(base: Path) -> Path:
     """The runtime podman is told to use, as a path the user can execute (module docstring)."""
     explicit = os.environ.get(ROOTLESS_RUNTIME_ENV)
@@ -194,7 +72,7 @@ def user_runtime(base: Path) -> Path:
 class RootlessPodman:
     """Rootless podman run by ``user`` with ``runtime`` (``podman(...)`` mirrors PodmanEnv's)."""
 
-    def __init__(self, user: RootlessUser, runtime: Path) -> None:
+    def __init__(self, user: rootless_env.RootlessUser, runtime: Path) -> None:
         self.user = user
         self.runtime = runtime
         self.config_dir = user.home / ".config" / "containers"
@@ -346,7 +224,7 @@ def rootless_podman(rootfs: Path) -> Iterator[RootlessPodman]:
     """A new user running rootless podman with the test image; all of it removed after."""
     base = Path(tempfile.mkdtemp(prefix="pyoci-rlpodman-"))
     base.chmod(0o755)
-    user = create_user()
+    user = rootless_env.make_user()
     problems: list[str] = []
     try:
         env = RootlessPodman(user, user_runtime(base / "runtime"))
@@ -366,7 +244,7 @@ def rootless_podman(rootfs: Path) -> Iterator[RootlessPodman]:
                                check=False)
         if reset.returncode != 0:
             problems.append(f"podman system reset: {reset.stderr.strip()}")
-        problems += remove_user(user)
+        problems += rootless_env.remove_user(user)
         shutil.rmtree(base, ignore_errors=True)
         if problems:
             print("rootless podman teardown:", *problems, sep="\n  ")

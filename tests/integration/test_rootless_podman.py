@@ -80,7 +80,7 @@ def test_container_is_in_podmans_user_namespace(rpm) -> None:
     res = rpm.run(IMAGE, "sh", "-c", "cat /proc/self/uid_map; id -u")
     assert res.returncode == 0, res.stderr
     *maps, uid = res.stdout.splitlines()
-    (start, count), = rpm.user.subids(Path("/etc/subuid"))
+    start, count = rpm.user.subuid
     assert uid_map("\n".join(maps)) == [(0, rpm.user.uid, 1), (1, start, count)]
     assert uid == "0"
 
