@@ -51,3 +51,18 @@ def join(fd: int, nstype: str, path: str) -> None:
 
 def unshare(flags: int) -> None:
     check(lib.pyoci_unshare(flags))
+
+
+def become_root() -> None:
+    """Take uid/gid 0 of the user namespace just entered, as runc does.
+
+    ``setns``/``unshare`` keep the host ids, which the namespace may not map:
+    what the process makes (a pty, the cwd) would belong to nobody. EINVAL
+    means 0 isn't mapped there: stay as we are.
+    """
+    try:
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    except OSError as e:
+        if e.errno != 22:  # EINVAL
+            raise

@@ -141,12 +141,7 @@ class Child:
                 check(lib.pyoci_prctl(PR_SET_DUMPABLE, 0, 0, 0, 0))
             if not reply or reply["type"] != "mapped":
                 os._exit(1)
-            try:
-                os.setresgid(0, 0, 0)
-                os.setresuid(0, 0, 0)
-            except OSError as e:
-                if e.errno != errno_mod.EINVAL:
-                    raise
+            ns.become_root()
         new_ns = plan.new_ns & ~ns.CLONE_NEWPID if self.born_in_pidns else plan.new_ns
         if new_ns:
             self.stage = "unshare namespaces"

@@ -11,7 +11,6 @@ from birth, before it is in any of the container's namespaces.
 
 from __future__ import annotations
 
-import errno as errno_mod
 import os
 
 from pyoci._native import check, lib
@@ -215,12 +214,7 @@ def _child(plan: Plan, chan: Channel, nsfds: list[tuple[str, int]], console: int
             # (the pty) would belong to nobody, and could not be chowned to the user.
             # Become the namespace's root first, as runc does (EINVAL: 0 is unmapped).
             stage = "user namespace"
-            try:
-                os.setresgid(0, 0, 0)
-                os.setresuid(0, 0, 0)
-            except OSError as e:
-                if e.errno != errno_mod.EINVAL:
-                    raise
+            ns.become_root()
         process = plan.process
         if process.get("terminal"):
             stage = "console"
