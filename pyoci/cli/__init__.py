@@ -150,7 +150,7 @@ GLOBAL_FLAGS = [
     Flag("debug", help="enable debug logging"),
     Flag("systemd-cgroup", help="enable systemd cgroup support (not available)"),
     Flag("rootless", value=True, help="ignore cgroup permission errors ('true', 'false', 'auto')"),
-    Flag("criu", value=True, help="path to the criu binary (unused)"),
+    Flag("criu", value=True, help="path to the criu binary"),
     Flag("help", "h", help="show help"),
     Flag("version", "v", help="print the version"),
 ]
@@ -172,8 +172,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "resume": ("pause", "resumes all processes that have been previously paused"),
     "update": ("update", "update container resource constraints"),
     "events": ("events", "display container events such as OOM notifications and stats"),
-    "checkpoint": ("checkpoint", "checkpoint a running container (not supported)"),
-    "restore": ("checkpoint", "restore a container from a checkpoint (not supported)"),
+    "checkpoint": ("checkpoint", "checkpoint a running container"),
+    "restore": ("checkpoint", "restore a container from a previous checkpoint"),
 }
 
 

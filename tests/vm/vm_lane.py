@@ -32,6 +32,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 BUSYBOX = "/bin/busybox"
 # The modules the guest needs for the 9p root; modprobe -D adds their dependencies.
 MODULES = ("virtio_pci", "9pnet_virtio", "9p")
+# CRIU (tests/integration/test_checkpoint*.py) inspects sockets through the *_diag
+# netlink families and locks the network with netfilter; Debian builds those as modules.
+CRIU_MODULES = ("unix_diag", "inet_diag", "tcp_diag", "udp_diag", "netlink_diag", "af_packet_diag",
+                "tun", "nf_tables", "nft_compat", "ip_tables", "iptable_filter",
+                "xt_conntrack", "nf_conntrack", "veth")
 RESULT_RE = re.compile(r"PYOCI-LANE-RESULT rc=(\d+)")
 BEGIN_MARK = "PYOCI-LANE-BEGIN"
 DEFAULT_TESTS = (
@@ -111,7 +116,7 @@ def boot_image(vmlinuz: str, version: str, work: Path) -> str:
     return str(out)
 
 
-def module_files(version: str, names: tuple[str, ...] = MODULES) -> list[str]:
+def module_files(version: str, names: tuple[str, ...] = MODULES + CRIU_MODULES) -> list[str]:
     """The .ko files to insmod, dependencies first, each once (modprobe --show-depends)."""
     res = subprocess.run(
         ["modprobe", "-a", "-S", version, "--show-depends", *names],
@@ -217,6 +222,7 @@ done
 if [ -d /keep ]; then
     mkdir -p "$H$REPO" && mount --bind /keep "$H$REPO"
 fi
+ip link set lo up  # CRIU dumps and locks the network namespace it runs in
 echo "lane: booted in $(cut -d' ' -f1 /proc/uptime)s"
 echo "lane: cgroup2 controllers: $(cat $H/sys/fs/cgroup/cgroup.controllers)"
 echo PYOCI-LANE-BEGIN
