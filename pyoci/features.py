@@ -45,6 +45,19 @@ def _idmap() -> bool:
     return idmap.supported()
 
 
+def _checkpoint() -> dict[str, str]:
+    """CRIU's version, as an annotation, only where ``criu check`` passes here."""
+    from pyoci import criu
+
+    try:
+        if criu.check() is not None:
+            return {}
+        major, minor, sub = criu.version()
+    except Exception:  # no criu, or it can't even answer: no checkpoint
+        return {}
+    return {"org.pyoci.checkpoint.criu": f"{major}.{minor}" + (f".{sub}" if sub else "")}
+
+
 def features() -> dict[str, Any]:
     from pyoci._native import lib
 
@@ -70,5 +83,6 @@ def features() -> dict[str, Any]:
         },
         "annotations": {
             "org.opencontainers.runtime-spec.features.cgroup.unified": str(cg_v2).lower(),
+            **_checkpoint(),
         },
     }

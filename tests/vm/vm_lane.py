@@ -42,6 +42,8 @@ BEGIN_MARK = "PYOCI-LANE-BEGIN"
 DEFAULT_TESTS = (
     "tests/integration/test_cgroups_v2.py",
     "tests/integration/test_cgroups_manager.py",
+    "tests/integration/test_checkpoint.py",
+    "tests/integration/test_checkpoint_podman.py",
 )
 # In the guest: the v2-only tests plus every (auto-marked) integration test
 # in the files above, which then see a pure v2 host.
@@ -227,7 +229,9 @@ echo "lane: booted in $(cut -d' ' -f1 /proc/uptime)s"
 echo "lane: cgroup2 controllers: $(cat $H/sys/fs/cgroup/cgroup.controllers)"
 echo PYOCI-LANE-BEGIN
 cp /lane.sh $H/run/pyoci-lane.sh
-chroot $H /bin/sh /run/pyoci-lane.sh
+# switch_root's move, not a bare chroot: CRIU refuses a task whose root is not its
+# mount namespace's root. This shell keeps the initramfs as its own root.
+(cd $H && mount --move . / && exec chroot . /bin/sh /run/pyoci-lane.sh)
 rc=$?
 echo "PYOCI-LANE-RESULT rc=$rc"
 sync
