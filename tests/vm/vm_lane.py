@@ -36,7 +36,8 @@ MODULES = ("virtio_pci", "9pnet_virtio", "9p")
 # netlink families and locks the network with netfilter; Debian builds those as modules.
 CRIU_MODULES = ("unix_diag", "inet_diag", "tcp_diag", "udp_diag", "netlink_diag", "af_packet_diag",
                 "tun", "nf_tables", "nft_compat", "ip_tables", "iptable_filter",
-                "xt_conntrack", "nf_conntrack", "veth")
+                "xt_conntrack", "nf_conntrack", "nf_conntrack_netlink", "ip6_tables",
+                "ip6table_filter", "veth")
 RESULT_RE = re.compile(r"PYOCI-LANE-RESULT rc=(\d+)")
 BEGIN_MARK = "PYOCI-LANE-BEGIN"
 DEFAULT_TESTS = (
