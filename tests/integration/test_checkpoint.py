@@ -331,3 +331,38 @@ def test_features_lists_checkpoint_where_criu_works() -> None:
         res = subprocess.run([*helpers.runtime_command(), verb, "--help"], capture_output=True,
                              text=True, timeout=60)
         assert res.returncode == 0 and "--image-path" in res.stdout, res
+
+
+def test_stdio_dev_null_reopened_in_container(make_bundle: Any, pyoci_root: Path) -> None:
+    """stdin on the host's /dev/null (what conmon passes) is reopened on the container's
+    /dev/null, as runc does: CRIU can't dump a file on a mount the container can't see."""
+    script = ("m=$(sed -n 's/^mnt_id:[[:space:]]*//p' /proc/self/fdinfo/0); "
+              "echo link=$(readlink /proc/self/fd/0); "
+              "cut -d' ' -f1 /proc/self/mountinfo | grep -qx \"$m\" && echo visible=yes; "
+              "echo done")
+    bundle = make_bundle(["/bin/sh", "-c", script])
+    cid = helpers.unique_id()
+    r, w = os.pipe()
+    cmd = [*helpers.runtime_command(), "--root", os.fspath(pyoci_root), "run", "-d",
+           "--bundle", os.fspath(bundle), cid]
+    try:
+        with open(os.devnull) as null:
+            res = subprocess.run(cmd, stdin=null, stdout=w, stderr=w, timeout=60,
+                                 env=helpers._runtime_env(cmd, None))
+        os.close(w)
+        w = -1
+        out = b""
+        while b"done" not in out:
+            ready, _, _ = select.select([r], [], [], 30)
+            assert ready, out
+            chunk = os.read(r, 4096)
+            assert chunk, out
+            out += chunk
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+    assert res.returncode == 0
+    helpers.wait_for_status(cid, pyoci_root, "stopped", timeout=30)
+    helpers.run_pyoci("delete", cid, root=pyoci_root, check=True)
+    assert b"link=/dev/null" in out and b"visible=yes" in out, out
