@@ -247,6 +247,7 @@ def restore(store: Store, cid: str, o: Options) -> Restored:
         cgroup.create(linux.get("resources"))
         state["cgroup"] = cgroup.to_state()
         store.save(cid, state, durable=False)
+        _make_mountpoints(config, rootfs, o.bundle)
         # CRIU's root must be a mount point: bind the rootfs to one of our own (as runc).
         from pyoci.linux import mounts as m
 
@@ -354,6 +355,31 @@ def restore(store: Store, cid: str, o: Options) -> Restored:
         except OSError:
             pass
     return Restored(pid, warnings)
+
+
+def _make_mountpoints(config: dict[str, Any], rootfs: str, bundle: str) -> None:
+    """Create the bind mounts' mountpoints in the rootfs, as runc does before a restore.
+
+    CRIU mounts the external binds where they were, and a rootfs rebuilt for the
+    restore (podman's ``restore --import``) may lack a file such as /etc/hosts
+    that only the first create made. Those under a tmpfs come back with it.
+    """
+    from pyoci.linux.rootfs import make_in_root
+
+    mounts = config.get("mounts") or []
+    tmpfs = [m["destination"].rstrip("/") + "/" for m in mounts if m.get("type") == "tmpfs"]
+    rootfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for m in mounts:
+            dest = m.get("destination") or ""
+            if not _is_bind(m) or any(dest.startswith(t) for t in tmpfs):
+                continue
+            src = m.get("source") or ""
+            if not os.path.isabs(src):
+                src = os.path.join(bundle, src)
+            os.close(make_in_root(rootfd, dest, is_file=not os.path.isdir(src)))
+    finally:
+        os.close(rootfd)
 
 
 def _cgroup_roots(pid: int) -> list[dict[str, str]]:

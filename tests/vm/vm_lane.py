@@ -6,7 +6,8 @@ backend can't be exercised here.  The lane boots Debian's packaged kernel
 from a busybox initramfs built here at test time.  The guest mounts the host's
 root read-only over virtio-9p, puts tmpfs on the places that must be writable,
 mounts ``cgroup2`` (alone) on /sys/fs/cgroup so every controller lives there,
-chroots into the host tree and runs pytest with the host's own Python and
+moves the host tree onto / and chroots into it (as switch_root), loads the modules
+CRIU needs, and runs pytest with the host's own Python and
 this checkout.  The exit status comes back over the serial console as a
 marker line; the guest then powers off.
 
