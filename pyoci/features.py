@@ -45,6 +45,19 @@ def _idmap() -> bool:
     return idmap.supported()
 
 
+def _checkpoint() -> dict[str, str]:
+    """CRIU's version, as an annotation, only where ``criu check`` passes here."""
+    from pyoci import criu
+
+    try:
+        if criu.check() is not None:
+            return {}
+        major, minor, sub = criu.version()
+    except Exception:  # no criu, or it can't even answer: no checkpoint
+        return {}
+    return {"io.github.pyoci.checkpoint.criu": f"{major}.{minor}" + (f".{sub}" if sub else "")}
+
+
 def features() -> dict[str, Any]:
     from pyoci._native import lib
 
@@ -78,5 +91,6 @@ def features() -> dict[str, Any]:
             "io.github.pyoci.rootless.cgroup": (
                 "limits only in a cgroup the user may write to (linux.cgroupsPath in a "
                 "delegated cgroup v2 subtree); otherwise none, and no linux.resources"),
+            **_checkpoint(),
         },
     }

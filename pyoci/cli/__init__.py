@@ -152,7 +152,7 @@ GLOBAL_FLAGS = [
     Flag("rootless", value=True,
          help="ignore cgroup permission errors when no limits are set ('true', 'false', "
               "'auto': not root, or in a user namespace)"),
-    Flag("criu", value=True, help="path to the criu binary (unused)"),
+    Flag("criu", value=True, help="path to the criu binary"),
     Flag("help", "h", help="show help"),
     Flag("version", "v", help="print the version"),
 ]
@@ -174,8 +174,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "resume": ("pause", "resumes all processes that have been previously paused"),
     "update": ("update", "update container resource constraints"),
     "events": ("events", "display container events such as OOM notifications and stats"),
-    "checkpoint": ("checkpoint", "checkpoint a running container (not supported)"),
-    "restore": ("checkpoint", "restore a container from a checkpoint (not supported)"),
+    "checkpoint": ("checkpoint", "checkpoint a running container"),
+    "restore": ("checkpoint", "restore a container from a previous checkpoint"),
 }
 
 

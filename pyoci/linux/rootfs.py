@@ -393,6 +393,33 @@ def finish_propagation(rootfs_propagation: str | None) -> None:
         m.mount(None, "/", None, m.PROPAGATION[rootfs_propagation])
 
 
+def reopen_dev_null() -> None:
+    """Stdio left on the host's /dev/null is reopened on the container's, as runc does.
+
+    conmon and shims hand the runtime /dev/null for stdin; a descriptor on a
+    mount outside the container's mount namespace is one CRIU can't checkpoint
+    ("Can't lookup mount"). Called after pivot_root.
+    """
+    try:
+        fd = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+    except OSError:  # no /dev/null in this rootfs: nothing to reopen on
+        return
+    try:
+        null = os.fstat(fd)
+        if not stat.S_ISCHR(null.st_mode):
+            return
+        for std in range(3):
+            try:
+                st = os.fstat(std)
+            except OSError:
+                continue
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == null.st_rdev and \
+                    (st.st_dev, st.st_ino) != (null.st_dev, null.st_ino):
+                os.dup2(fd, std)
+    finally:
+        os.close(fd)
+
+
 def mask_path(path: str) -> None:
     """Hide a file behind /dev/null, a directory behind an empty read-only tmpfs."""
     root = os.open("/", O_PATH | os.O_CLOEXEC)

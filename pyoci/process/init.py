@@ -247,6 +247,8 @@ class Child:
             rootfs.pivot(rootfd, plan.rootfs)
         if rootfd >= 0:
             os.close(rootfd)
+        if own_mounts:
+            rootfs.reopen_dev_null()
         if process.get("terminal"):
             self.stage = "console"
             assert self.console is not None

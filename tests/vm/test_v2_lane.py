@@ -21,7 +21,7 @@ import vm_lane
 
 pytestmark = [pytest.mark.vm]
 
-LANE_TIMEOUT = 360.0
+LANE_TIMEOUT = 1200.0  # TCG; the checkpoint tests (CRIU, podman) take minutes
 
 
 def test_v2_lane(tmp_path: Path) -> None:

@@ -6,7 +6,8 @@ backend can't be exercised here.  The lane boots Debian's packaged kernel
 from a busybox initramfs built here at test time.  The guest mounts the host's
 root read-only over virtio-9p, puts tmpfs on the places that must be writable,
 mounts ``cgroup2`` (alone) on /sys/fs/cgroup so every controller lives there,
-chroots into the host tree and runs pytest with the host's own Python and
+moves the host tree onto / and chroots into it (as switch_root), loads the modules
+CRIU needs, and runs pytest with the host's own Python and
 this checkout.  The exit status comes back over the serial console as a
 marker line; the guest then powers off.
 
@@ -32,11 +33,19 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 BUSYBOX = "/bin/busybox"
 # The modules the guest needs for the 9p root; modprobe -D adds their dependencies.
 MODULES = ("virtio_pci", "9pnet_virtio", "9p")
+# CRIU (tests/integration/test_checkpoint*.py) inspects sockets through the *_diag
+# netlink families and locks the network with netfilter; Debian builds those as modules.
+CRIU_MODULES = ("unix_diag", "inet_diag", "tcp_diag", "udp_diag", "netlink_diag", "af_packet_diag",
+                "tun", "nf_tables", "nft_compat", "ip_tables", "iptable_filter",
+                "xt_conntrack", "nf_conntrack", "nf_conntrack_netlink", "ip6_tables",
+                "ip6table_filter", "veth")
 RESULT_RE = re.compile(r"PYOCI-LANE-RESULT rc=(\d+)")
 BEGIN_MARK = "PYOCI-LANE-BEGIN"
 DEFAULT_TESTS = (
     "tests/integration/test_cgroups_v2.py",
     "tests/integration/test_cgroups_manager.py",
+    "tests/integration/test_checkpoint.py",
+    "tests/integration/test_checkpoint_podman.py",
 )
 # In the guest: the v2-only tests plus every (auto-marked) integration test
 # in the files above, which then see a pure v2 host.
@@ -111,7 +120,7 @@ def boot_image(vmlinuz: str, version: str, work: Path) -> str:
     return str(out)
 
 
-def module_files(version: str, names: tuple[str, ...] = MODULES) -> list[str]:
+def module_files(version: str, names: tuple[str, ...] = MODULES + CRIU_MODULES) -> list[str]:
     """The .ko files to insmod, dependencies first, each once (modprobe --show-depends)."""
     res = subprocess.run(
         ["modprobe", "-a", "-S", version, "--show-depends", *names],
@@ -217,11 +226,14 @@ done
 if [ -d /keep ]; then
     mkdir -p "$H$REPO" && mount --bind /keep "$H$REPO"
 fi
+ip link set lo up  # CRIU dumps and locks the network namespace it runs in
 echo "lane: booted in $(cut -d' ' -f1 /proc/uptime)s"
 echo "lane: cgroup2 controllers: $(cat $H/sys/fs/cgroup/cgroup.controllers)"
 echo PYOCI-LANE-BEGIN
 cp /lane.sh $H/run/pyoci-lane.sh
-chroot $H /bin/sh /run/pyoci-lane.sh
+# switch_root's move, not a bare chroot: CRIU refuses a task whose root is not its
+# mount namespace's root. This shell keeps the initramfs as its own root.
+(cd $H && mount --move . / && exec chroot . /bin/sh /run/pyoci-lane.sh)
 rc=$?
 echo "PYOCI-LANE-RESULT rc=$rc"
 sync
