@@ -28,7 +28,7 @@ class Options:
     def __init__(self, bundle: str = ".", pid_file: str | None = None,
                  console_socket: str | None = None, no_pivot: bool = False,
                  no_new_keyring: bool = False, preserve_fds: int = 0,
-                 foreground: bool = False) -> None:
+                 foreground: bool = False, systemd_cgroup: bool = False) -> None:
         self.bundle = os.path.abspath(bundle or ".")
         self.pid_file = os.path.abspath(pid_file) if pid_file else None
         self.console_socket = os.path.abspath(console_socket) if console_socket else None
@@ -36,6 +36,7 @@ class Options:
         self.no_new_keyring = no_new_keyring
         self.preserve_fds = preserve_fds
         self.foreground = foreground
+        self.systemd_cgroup = systemd_cgroup
 
 
 class Created:
@@ -129,7 +130,8 @@ def create(store: Store, cid: str, opts: Options) -> Created:
         now = time.time()
         from pyoci.cgroups import manager_for
 
-        cgroup = _unused(manager_for(linux.get("cgroupsPath"), cid))
+        cgroup = _unused(manager_for(linux.get("cgroupsPath"), cid, systemd=opts.systemd_cgroup,
+                                     annotations=config.get("annotations")))
         state: dict[str, Any] = {
             "ociVersion": config.get("ociVersion", SPEC_VERSION),
             "id": cid,

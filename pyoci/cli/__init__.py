@@ -148,7 +148,8 @@ GLOBAL_FLAGS = [
     Flag("log", value=True, help="set the log file to write pyoci logs to (default stderr)"),
     Flag("log-format", value=True, help="set the log format ('text' (default), or 'json')"),
     Flag("debug", help="enable debug logging"),
-    Flag("systemd-cgroup", help="enable systemd cgroup support (not available)"),
+    Flag("systemd-cgroup", help="enable systemd cgroup support, expects cgroupsPath to be "
+         "of form \"slice:prefix:name\" for e.g. \"system.slice:runc:434234\""),
     Flag("rootless", value=True, help="ignore cgroup permission errors ('true', 'false', 'auto')"),
     Flag("criu", value=True, help="path to the criu binary (unused)"),
     Flag("help", "h", help="show help"),
@@ -201,10 +202,7 @@ class Context:
             raise UsageError(f"invalid --rootless value: {rootless} (want true, false or auto)")
         if rootless == "true" and posix.geteuid() == 0:
             raise UsageError("--rootless=true needs a non-root user; pyoci runs rootful as root")
-        if flags.get("systemd-cgroup"):
-            raise UsageError(
-                "systemd cgroup driver is not supported by pyoci: run without --systemd-cgroup"
-            )
+        self.systemd_cgroup = bool(flags.get("systemd-cgroup"))
 
     def store(self) -> "Any":
         from pyoci.state.store import Store

@@ -20,7 +20,7 @@ FLAGS = [
 ]
 
 
-def options(flags: ParsedArgs, foreground: bool = False) -> Any:
+def options(flags: ParsedArgs, foreground: bool = False, systemd_cgroup: bool = False) -> Any:
     from pyoci.create import Options
 
     return Options(
@@ -31,6 +31,7 @@ def options(flags: ParsedArgs, foreground: bool = False) -> Any:
         no_new_keyring=bool(flags.get("no-new-keyring")),
         preserve_fds=int_flag(flags, "preserve-fds"),
         foreground=foreground,
+        systemd_cgroup=systemd_cgroup,
     )
 
 
@@ -42,6 +43,6 @@ def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
     from pyoci.create import create
 
     cid = one_id(args, "create")
-    for w in create(ctx.store(), cid, options(flags)).warnings:
+    for w in create(ctx.store(), cid, options(flags, systemd_cgroup=ctx.systemd_cgroup)).warnings:
         log.warning(w)
     return 0

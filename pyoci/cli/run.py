@@ -36,7 +36,8 @@ def run(ctx: Any, flags: ParsedArgs, args: list[str]) -> int:
 
         # The init is our grandchild when it has its own pid namespace: be its reaper.
         lib.pyoci_prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    created = create(store, cid, options(flags, foreground=not detach))
+    created = create(store, cid, options(flags, foreground=not detach,
+                                          systemd_cgroup=ctx.systemd_cgroup))
     pid = created.pid
     for w in created.warnings:
         log.warning(w)
