@@ -93,6 +93,11 @@ def create(store: Store, cid: str, opts: Options) -> Created:
             raise SpecError("config.json: linux.intelRdt: resctrl is not mounted on this host "
                             "(mount -t resctrl resctrl /sys/fs/resctrl)")
         raise SpecError("config.json: linux.intelRdt: not supported by pyoci yet")
+    notify = os.environ.get("NOTIFY_SOCKET")
+    if notify:
+        from pyoci.linux import sdnotify
+
+        sdnotify.prepare_config(config, store.dir(cid))
     plan = planmod.build(
         cid, opts.bundle, config, no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
         preserve_fds=opts.preserve_fds, console_socket=opts.console_socket,
@@ -122,6 +127,8 @@ def create(store: Store, cid: str, opts: Options) -> Created:
                 a, b = _socket.socketpair(_socket.AF_UNIX,
                                           _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
                 ours, console = a.detach(), b.detach()
+        if notify:
+            sdnotify.make_dir(state_dir)
         write_atomic(os.path.join(state_dir, CONFIG_FILE), raw, durable=False)
         _make_fifo(os.path.join(state_dir, FIFO), plan, 0o622)
         _make_fifo(os.path.join(state_dir, "start.status"), plan, 0o600)
@@ -151,6 +158,8 @@ def create(store: Store, cid: str, opts: Options) -> Created:
         }
         if not process:
             state["no_process"] = True
+        if notify:
+            state["notify_socket"] = notify
         store.save(cid, state, durable=False)  # transient: rewritten below
         cgroup.create(linux.get("resources"))
         if cgroup.frozen_by_anyone():
