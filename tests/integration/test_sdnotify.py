@@ -25,8 +25,6 @@ def test_ready_is_relayed_on_start(make_bundle, pyoci_root: Path, tmp_path: Path
     shared = tmp_path / "shared"
     shared.mkdir()
     bundle = make_bundle(["/probe", "notify", "/shared/go", "STATUS=hi\nREADY=1"],
-                         mounts=[{"destination": "/shared", "type": "bind",
-                                  "source": str(shared), "options": ["rbind"]}],
                          mutate=lambda c: c["mounts"].extend(
                              [{"destination": "/shared", "type": "bind",
                                "source": str(shared), "options": ["rbind"]}]))
