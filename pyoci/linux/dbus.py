@@ -253,13 +253,19 @@ class Connection:
         self.close()
 
     def _auth(self) -> None:
+        """EXTERNAL auth with BEGIN pipelined in the same write, as sd-bus clients do.
+
+        BEGIN must reach the server together with AUTH, before it answers OK: sent
+        after the OK, it can arrive in the same read as the first message, which
+        systemd's sd-bus (252) then keeps buffered without dispatching it, so the
+        call hangs (about one connection in four under load).
+        """
         uid = str(os.geteuid()).encode().hex().encode()
-        self.sock.sendall(b"\0AUTH EXTERNAL " + uid + b"\r\n")
+        self.sock.sendall(b"\0AUTH EXTERNAL " + uid + b"\r\nBEGIN\r\n")
         line = self._line()
         if not line.startswith(b"OK "):
             raise CgroupError(f"systemd: d-bus authentication refused on {self.path}: "
                               f"{line.decode(errors='replace')}")
-        self.sock.sendall(b"BEGIN\r\n")
 
     def _line(self) -> bytes:
         while b"\r\n" not in self.rbuf:

@@ -7,6 +7,7 @@ The driver itself runs against a real systemd in the systemd lane
 from __future__ import annotations
 
 import _socket
+import os
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,35 @@ def test_no_systemd_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(CgroupError) as exc:
         dbus.Connection(str(tmp_path / "private"))
     assert "cannot connect to systemd" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_begin_is_pipelined_with_auth(tmp_path: Path) -> None:
+    """BEGIN goes out with AUTH, before the server's OK (as sd-bus clients send it).
+
+    Sent after the OK, systemd 252 can read it together with the first method
+    call and then leave that call unanswered (seen in the systemd lane).
+    """
+    import socket
+    import threading
+
+    path = str(tmp_path / "bus")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+    first: list[bytes] = []
+
+    def serve() -> None:
+        c, _ = srv.accept()
+        first.append(c.recv(4096))
+        c.sendall(b"OK 0123456789abcdef\r\n")
+        c.recv(4096)
+        c.close()
+
+    t = threading.Thread(target=serve)
+    t.start()
+    with pytest.raises((CgroupError, OSError)):
+        dbus.Connection(path, timeout=30)  # not the private socket: Hello, then EOF
+    t.join(30)
+    srv.close()
+    uid = str(os.geteuid()).encode().hex().encode()
+    assert first == [b"\0AUTH EXTERNAL " + uid + b"\r\nBEGIN\r\n"]

@@ -109,19 +109,39 @@ TimeoutStartSec=infinity
 """
 
 
+OUT_TAG = "laneout"
+OUT_DIR = "/run/pyoci-lane-out"
+PYTEST_LOG = "pytest.log"
+
+
 def script(python: str, pytest_args: list[str]) -> str:
-    """The service's script: report boot, run pytest, print the marker, power off."""
+    """The service's script: report boot, run pytest, print the marker, power off.
+
+    pytest's output goes to a file on a second, writable 9p share (the host's
+    work dir): systemd's status lines interleave with anything on the serial
+    console, and the host can read the file even when the VM times out.
+    """
     body = vm_lane.lane_script(python, pytest_args, lane_var="PYOCI_SYSTEMD_LANE")
     return (
         'echo "lane: systemd up in $(cut -d" " -f1 /proc/uptime)s, '
         '$(systemctl is-system-running)"\n'
+        f"mkdir -p {OUT_DIR} && mount -t 9p -o trans=virtio,version=9p2000.L "
+        f"{OUT_TAG} {OUT_DIR} || echo 'lane: cannot mount the output share'\n"
         f"echo {vm_lane.BEGIN_MARK}\n"
-        f"( {body.strip()} )\n"
+        f"( {body.strip()} ) > {OUT_DIR}/{PYTEST_LOG} 2>&1\n"
         "rc=$?\n"
         'echo "PYOCI-LANE-RESULT rc=$rc"\n'
         "sync\n"
         "systemctl --force --force poweroff\n"
     )
+
+
+def pytest_log(work: Path) -> str:
+    """What pytest wrote inside the guest ('' when it never started)."""
+    try:
+        return (work / PYTEST_LOG).read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
 
 
 def build_initramfs(dest: Path, version: str, python: str, pytest_args: list[str]) -> Path:
@@ -171,7 +191,13 @@ def run_lane(
                   "systemd.show_status=false systemd.log_level=warning")
         cmd = vm_lane.qemu_command(vm_lane.boot_image(kernel, version, work), initrd,
                                    memory="3G", append=append)
-        return vm_lane.boot(cmd, work / "console.log", timeout, echo, "the systemd lane")
+        cmd += ["-virtfs", f"local,path={work},mount_tag={OUT_TAG},security_model=none"]
+        try:
+            res = vm_lane.boot(cmd, work / "console.log", timeout, echo, "the systemd lane")
+        except LaneError as exc:
+            raise LaneError(f"{exc}\npytest's output so far:\n{pytest_log(work)[-8000:]}") from None
+        res.pytest_output = pytest_log(work)
+        return res
     finally:
         if own_tmp:
             shutil.rmtree(work, ignore_errors=True)
@@ -179,6 +205,7 @@ def run_lane(
 
 def main(argv: list[str]) -> int:
     res = run_lane(argv or None, echo=True)
+    print(res.pytest_output)
     print(f"\nlane: boot {res.boot_s}s, total {res.total_s:.1f}s, pytest rc={res.rc}")
     return 1 if res.rc is None else res.rc
 

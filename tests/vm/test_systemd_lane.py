@@ -31,7 +31,7 @@ def test_systemd_lane(tmp_path: Path) -> None:
         res = systemd_lane.run_lane(timeout=LANE_TIMEOUT, workdir=tmp_path)
     except vm_lane.LaneError as exc:
         pytest.fail(str(exc), pytrace=False)
-    tail = res.tests_output[-12000:]
+    tail = res.pytest_output[-12000:]
     print(f"systemd lane: boot {res.boot_s}s, total {res.total_s:.1f}s, pytest rc={res.rc}")
     print(tail)
     assert res.rc is not None, f"the VM reported no result; console:\n{res.output[-6000:]}"
