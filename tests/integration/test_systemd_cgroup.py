@@ -124,7 +124,7 @@ def test_limits_are_enforced(make_bundle, pyoci_root: Path) -> None:
     res = pyoci("run", "--bundle", str(bundle), cid, root=pyoci_root)
     pyoci("delete", "--force", cid, root=pyoci_root)
     assert "forked" in res.stdout and res.returncode == 0, res
-    forked = int(res.stdout.split("forked", 1)[1].split()[0])
+    forked = int(res.stdout.split("forked=", 1)[1].split()[0])
     assert 0 < forked < 10, res.stdout
 
     cid = helpers.unique_id()
