@@ -149,3 +149,35 @@ def test_default_path_is_a_scope_in_system_slice(make_bundle, pyoci_root: Path) 
     finally:
         pyoci("delete", "--force", cid, root=pyoci_root)
     assert gone(unit)
+
+
+def test_device_rules_hold_in_a_scope_and_after_update(make_bundle, pyoci_root: Path) -> None:
+    """systemd attaches its own device program to the scope (DevicePolicy/DeviceAllow) and
+    pyoci its eBPF one: a rule "c 1:11 w" lets the container write that device, not read
+    it, and an ``update`` (SetUnitProperties, after which systemd rebuilds its program)
+    keeps it so."""
+    import errno
+
+    cid = helpers.unique_id()
+    bundle = make_bundle(
+        ["/probe", "sleep", "600"],
+        **{"linux.cgroupsPath": f"machine.slice:pyoci-test:{cid}",
+           "linux.devices": [{"path": "/dev/lanetest", "type": "c", "major": 1, "minor": 11,
+                              "fileMode": 0o666, "uid": 0, "gid": 0}],
+           "linux.resources": {"devices": [
+               {"allow": False, "access": "rwm"},
+               {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "w"}]}})
+    pyoci("create", "--bundle", str(bundle), cid, root=pyoci_root, check=True)
+    try:
+        pyoci("start", cid, root=pyoci_root, check=True)
+        for when in ("after start", "after update"):
+            w = pyoci("exec", cid, "/probe", "write", "/dev/lanetest", "x", root=pyoci_root)
+            assert w.returncode == 0, (when, w)
+            r = pyoci("exec", cid, "/probe", "cat", "/dev/lanetest", root=pyoci_root)
+            assert r.returncode != 0 and f"(errno={errno.EPERM})" in r.stderr, (when, r)
+            null = pyoci("exec", cid, "/probe", "cat", "/dev/null", root=pyoci_root)
+            assert null.returncode == 0, (when, null)
+            pyoci("update", "--memory", str(96 * MiB), cid, root=pyoci_root, check=True)
+    finally:
+        pyoci("delete", "--force", cid, root=pyoci_root)
+    assert gone(f"pyoci-test-{cid}.scope")

@@ -112,6 +112,7 @@ TimeoutStartSec=infinity
 OUT_TAG = "laneout"
 OUT_DIR = "/run/pyoci-lane-out"
 PYTEST_LOG = "pytest.log"
+BENCH_LOG = "bench.log"
 
 
 def script(python: str, pytest_args: list[str]) -> str:
@@ -130,16 +131,28 @@ def script(python: str, pytest_args: list[str]) -> str:
         f"echo {vm_lane.BEGIN_MARK}\n"
         f"( {body.strip()} ) > {OUT_DIR}/{PYTEST_LOG} 2>&1\n"
         "rc=$?\n"
+        f"{bench_command(python)}"
         'echo "PYOCI-LANE-RESULT rc=$rc"\n'
         "sync\n"
         "systemctl --force --force poweroff\n"
     )
 
 
-def pytest_log(work: Path) -> str:
+def bench_command(python: str) -> str:
+    """With ``PYOCI_LANE_BENCH=1``: bench/systemd_create.py after the tests (by hand only)."""
+    if not os.environ.get("PYOCI_LANE_BENCH"):
+        return ""
+    cmd = [python, str(REPO_ROOT / "bench" / "systemd_create.py"),
+           "--runs", os.environ.get("PYOCI_LANE_BENCH_RUNS", "10"),
+           "--pyoci", f"{python} -m pyoci"]  # this checkout's, whatever the tests ran
+    return (f"(cd {shlex.quote(str(REPO_ROOT))} && PYTHONPATH={shlex.quote(str(REPO_ROOT))} "
+            f"{' '.join(shlex.quote(c) for c in cmd)}) > {OUT_DIR}/{BENCH_LOG} 2>&1\n")
+
+
+def pytest_log(work: Path, name: str = "pytest.log") -> str:
     """What pytest wrote inside the guest ('' when it never started)."""
     try:
-        return (work / PYTEST_LOG).read_text(errors="replace")
+        return (work / name).read_text(errors="replace")
     except FileNotFoundError:
         return ""
 
@@ -197,6 +210,7 @@ def run_lane(
         except LaneError as exc:
             raise LaneError(f"{exc}\npytest's output so far:\n{pytest_log(work)[-8000:]}") from None
         res.pytest_output = pytest_log(work)
+        res.bench_output = pytest_log(work, BENCH_LOG)
         return res
     finally:
         if own_tmp:
@@ -206,6 +220,8 @@ def run_lane(
 def main(argv: list[str]) -> int:
     res = run_lane(argv or None, echo=True)
     print(res.pytest_output)
+    if res.bench_output:
+        print(res.bench_output)
     print(f"\nlane: boot {res.boot_s}s, total {res.total_s:.1f}s, pytest rc={res.rc}")
     return 1 if res.rc is None else res.rc
 
