@@ -80,13 +80,19 @@ def main(argv: list[str]) -> int:
             for label, cmd, sd in order:
                 cid = f"sdb{i}{abs(hash(label)) % 10000}"
                 set_cgroups_path(b, f"system.slice:bench:{cid}" if sd else f"/bench-{cid}")
-                t0 = time.monotonic()
-                res = subprocess.run([*cmd, "create", "--bundle", str(b), cid],
-                                     capture_output=True, text=True, cwd=b)
-                dt = time.monotonic() - t0
-                subprocess.run([*cmd, "delete", "--force", cid], capture_output=True)
-                if res.returncode != 0:
-                    print(f"{label}: create failed: {res.stderr.strip()}", file=sys.stderr)
+                # Not pipes: the container's init inherits create's stdio and would hold them.
+                with open(work / "err", "w+") as err:
+                    t0 = time.monotonic()
+                    rc = subprocess.run([*cmd, "create", "--bundle", str(b), cid], cwd=b,
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=err).returncode
+                    dt = time.monotonic() - t0
+                    err.seek(0)
+                    msg = err.read().strip()
+                subprocess.run([*cmd, "delete", "--force", cid], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+                if rc != 0:
+                    print(f"{label}: create failed: {msg}", file=sys.stderr)
                     return 1
                 if i:
                     times[label].append(dt * 1000)
