@@ -99,6 +99,11 @@ class Container:
         if self.state.get("no_process"):
             raise PyociError("config.json: process: required to start the container, "
                             "and it was created without one")
+        notify = None
+        if self.state.get("notify_socket"):
+            from pyoci.linux import sdnotify
+
+            notify = sdnotify.bind(self.dir)  # before the init can run and send
         fifo = f"{self.dir}/{FIFO}"
         _fault("start:before-fifo")
         fd = self._open_fifo(fifo)
@@ -140,6 +145,11 @@ class Container:
             except PyociError:
                 self._kill_all(9)
                 raise
+        if notify is not None:
+            # runc takes the host's socket from start's own environment.
+            host = (posix.environ.get(b"NOTIFY_SOCKET") or b"").decode() \
+                or self.state["notify_socket"]
+            sdnotify.relay(notify, host, self.state["pid"])
 
     @staticmethod
     def _await_verdict(fd: int) -> str:

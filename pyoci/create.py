@@ -28,7 +28,8 @@ class Options:
     def __init__(self, bundle: str = ".", pid_file: str | None = None,
                  console_socket: str | None = None, no_pivot: bool = False,
                  no_new_keyring: bool = False, preserve_fds: int = 0,
-                 foreground: bool = False, rootless: bool = False) -> None:
+                 foreground: bool = False, rootless: bool = False,
+                 systemd_cgroup: bool = False) -> None:
         self.bundle = os.path.abspath(bundle or ".")
         self.pid_file = os.path.abspath(pid_file) if pid_file else None
         self.console_socket = os.path.abspath(console_socket) if console_socket else None
@@ -37,6 +38,7 @@ class Options:
         self.preserve_fds = preserve_fds
         self.foreground = foreground
         self.rootless = rootless  # --rootless: see pyoci.rootless
+        self.systemd_cgroup = systemd_cgroup
 
 
 class Created:
@@ -97,6 +99,11 @@ def create(store: Store, cid: str, opts: Options) -> Created:
             raise SpecError("config.json: linux.intelRdt: resctrl is not mounted on this host "
                             "(mount -t resctrl resctrl /sys/fs/resctrl)")
         raise SpecError("config.json: linux.intelRdt: not supported by pyoci yet")
+    notify = os.environ.get("NOTIFY_SOCKET")
+    if notify:
+        from pyoci.linux import sdnotify
+
+        sdnotify.prepare_config(config, store.dir(cid))
     plan = planmod.build(
         cid, opts.bundle, config, no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
         preserve_fds=opts.preserve_fds, console_socket=opts.console_socket,
@@ -126,6 +133,8 @@ def create(store: Store, cid: str, opts: Options) -> Created:
                 a, b = _socket.socketpair(_socket.AF_UNIX,
                                           _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
                 ours, console = a.detach(), b.detach()
+        if notify:
+            sdnotify.make_dir(state_dir)
         write_atomic(os.path.join(state_dir, CONFIG_FILE), raw, durable=False)
         _make_fifo(os.path.join(state_dir, FIFO), plan, 0o622)
         _make_fifo(os.path.join(state_dir, "start.status"), plan, 0o600)
@@ -134,7 +143,8 @@ def create(store: Store, cid: str, opts: Options) -> Created:
         now = time.time()
         from pyoci.cgroups import manager_for
 
-        cgroup = _unused(manager_for(linux.get("cgroupsPath"), cid))
+        cgroup = _unused(manager_for(linux.get("cgroupsPath"), cid, systemd=opts.systemd_cgroup,
+                                     annotations=config.get("annotations")))
         state: dict[str, Any] = {
             "ociVersion": config.get("ociVersion", SPEC_VERSION),
             "id": cid,
@@ -154,6 +164,8 @@ def create(store: Store, cid: str, opts: Options) -> Created:
         }
         if not process:
             state["no_process"] = True
+        if notify:
+            state["notify_socket"] = notify
         store.save(cid, state, durable=False)  # transient: rewritten below
         if opts.rootless:
             cgroup = _rootless_cgroup(cgroup, linux)

@@ -73,7 +73,7 @@ def features() -> dict[str, Any]:
         "linux": {
             "namespaces": sorted(ns.FLAGS),
             "capabilities": caps,
-            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False,
+            "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": False,
                        "rdma": True},
             "seccomp": _seccomp(),
             "apparmor": {"enabled": False},

@@ -55,24 +55,20 @@ class Runtime:
     """A state root (runc's ``--root``) and the options every command shares.
 
     ``rootless``: None, True, False or "auto" (runc's ``--rootless``).
-    ``systemd_cgroup`` is refused: pyoci has no systemd cgroup driver yet.
+    ``systemd_cgroup``: containers get a transient systemd scope (runc's
+    ``--systemd-cgroup``; ``cgroupsPath`` is ``slice:prefix:name``).
     ``log``, when given, is called with each warning line (create's, exec's).
     """
 
     def __init__(self, root: "str | None" = None, *, rootless: "bool | str | None" = None,
                  systemd_cgroup: bool = False, log: "Callable[[str], None] | None" = None
                  ) -> None:
-        if systemd_cgroup:
-            from pyoci.errors import UsageError
-
-            raise UsageError(
-                "systemd cgroup driver is not supported by pyoci: run without --systemd-cgroup"
-            )
         root = root or default_root()
         if not root.startswith("/"):
             root = f"{posix.getcwd()}/{root}"
         self.root = root
         self.rootless = rootless
+        self.systemd_cgroup = systemd_cgroup
         self.log = log
         self.store = Store(root)
 
@@ -95,7 +91,8 @@ class Runtime:
             flag = "true" if flag else "false"
         opts = Options(bundle=str(bundle), pid_file=pid_file, console_socket=console_socket,
                        no_pivot=no_pivot, no_new_keyring=no_new_keyring,
-                       preserve_fds=preserve_fds, foreground=foreground, rootless=detect(flag))
+                       preserve_fds=preserve_fds, foreground=foreground, rootless=detect(flag),
+                       systemd_cgroup=self.systemd_cgroup)
         with caller_kept() as kept:
             # A subreaper while the init is made: when it has an intermediate parent
             # that exits (pid namespace not entered by clone3), the init becomes our

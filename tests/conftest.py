@@ -42,6 +42,9 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line("markers", "v2lane: needs a pure cgroup v2 host; run in the VM lane")
     config.addinivalue_line("markers", "vm: boots the cgroup v2 lane VM (qemu, minutes)")
+    config.addinivalue_line(
+        "markers", "systemdlane: needs systemd as PID 1; run in the systemd lane (tests/vm)"
+    )
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -55,11 +58,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
     # v2lane tests need a pure cgroup v2 host: they run inside the VM lane (whose runner,
     # tests/vm, is part of the normal run), and are deselected, not skipped, elsewhere.
-    if "v2lane" not in (config.getoption("markexpr", "") or ""):
-        lane = [i for i in items if i.get_closest_marker("v2lane") is not None]
-        if lane:
-            config.hook.pytest_deselected(items=lane)
-            items[:] = [i for i in items if i.get_closest_marker("v2lane") is None]
+    for mark in ("v2lane", "systemdlane"):
+        if mark not in (config.getoption("markexpr", "") or ""):
+            lane = [i for i in items if i.get_closest_marker(mark) is not None]
+            if lane:
+                config.hook.pytest_deselected(items=lane)
+                items[:] = [i for i in items if i.get_closest_marker(mark) is None]
 
 
 def require_root() -> None:

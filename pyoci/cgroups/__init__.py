@@ -49,7 +49,7 @@ def cgroup_path(cgroups_path: str | None, container_id: str) -> str:
     if cgroups_path and _is_systemd_style(cgroups_path):
         raise CgroupError(
             f"cgroup: systemd cgroup path {cgroups_path!r} is not supported "
-            "(pyoci has no systemd cgroup driver)"
+            "without --systemd-cgroup"
         )
     if not cgroups_path:
         rel = posixpath.join(PARENT, posixpath.normpath("/" + container_id).lstrip("/"))
@@ -69,12 +69,26 @@ def manager_for(
     mode: str | None = None,
     *,
     systemd: bool = False,
+    annotations: dict[str, str] | None = None,
 ) -> Manager:
-    """Build the manager for a new container; ``mode`` overrides detection (tests)."""
+    """Build the manager for a new container; ``mode`` overrides detection (tests).
+
+    With ``systemd`` (``--systemd-cgroup``) the cgroup is a transient systemd unit
+    (:mod:`pyoci.cgroups.systemd`) wrapping the layout's filesystem manager.
+    """
     if systemd:
-        raise CgroupError("cgroup: the systemd cgroup driver is not supported")
-    path = cgroup_path(cgroups_path, container_id)
-    mode = mode or detect()
+        from pyoci.cgroups import systemd as sd
+
+        slice_, unit = sd.parse_path(cgroups_path, container_id)
+        inner = _fs_manager(sd.unit_cgroup(slice_, unit), mode or detect())
+        if inner.mode == "none":
+            raise CgroupError("cgroup: --systemd-cgroup needs a cgroup filesystem")
+        return sd.SystemdManager(slice_, unit, inner, sd.annotation_props(annotations or {}))
+    return _fs_manager(cgroup_path(cgroups_path, container_id), mode or detect())
+
+
+def _fs_manager(path: str, mode: str) -> Manager:
+    """The manager of the host's layout for one cgroup path."""
     if mode == "none":
         from pyoci.cgroups.none import NoneManager
 
@@ -105,6 +119,10 @@ def manager_for(
 
 def from_state(d: dict[str, Any]) -> Manager:
     """Rebuild the manager that :meth:`Manager.to_state` described."""
+    if d.get("systemd"):
+        from pyoci.cgroups.systemd import SystemdManager
+
+        return SystemdManager.from_state(d)
     mode = d.get("mode")
     if mode == "v2":
         from pyoci.cgroups.v2 import V2Manager

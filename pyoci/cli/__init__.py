@@ -148,7 +148,8 @@ GLOBAL_FLAGS = [
     Flag("log", value=True, help="set the log file to write pyoci logs to (default stderr)"),
     Flag("log-format", value=True, help="set the log format ('text' (default), or 'json')"),
     Flag("debug", help="enable debug logging"),
-    Flag("systemd-cgroup", help="enable systemd cgroup support (not available)"),
+    Flag("systemd-cgroup", help="enable systemd cgroup support, expects cgroupsPath to be "
+         "of form \"slice:prefix:name\" for e.g. \"system.slice:runc:434234\""),
     Flag("rootless", value=True,
          help="ignore cgroup permission errors when no limits are set ('true', 'false', "
               "'auto': not root, or in a user namespace)"),
@@ -199,10 +200,7 @@ class Context:
         rootless = flags.get("rootless")
         if rootless not in (None, "true", "false", "auto"):
             raise UsageError(f"invalid --rootless value: {rootless} (want true, false or auto)")
-        if flags.get("systemd-cgroup"):
-            raise UsageError(
-                "systemd cgroup driver is not supported by pyoci: run without --systemd-cgroup"
-            )
+        self.systemd_cgroup = bool(flags.get("systemd-cgroup"))
 
     def store(self) -> "Any":
         return self.runtime().store
@@ -213,7 +211,8 @@ class Context:
         if rt is None:
             from pyoci.runtime import Runtime
 
-            rt = self._runtime = Runtime(self.root, rootless=self.flags.get("rootless"))
+            rt = self._runtime = Runtime(self.root, rootless=self.flags.get("rootless"),
+                                         systemd_cgroup=self.systemd_cgroup)
         return rt
 
 

@@ -35,6 +35,8 @@ def remove_if_empty(cgroup_state: "dict[str, Any]") -> bool:
     """
     if cgroup_state.get("mode") == "none":
         return True
+    if cgroup_state.get("systemd"):
+        return False  # the unit has to be stopped: the manager's job
     leaves = directories(cgroup_state)
     if not leaves or frozen(cgroup_state):
         return False

@@ -190,9 +190,10 @@ class PodmanEnv:
     containers.conf that lists the runtime in ``runtime_supports_json``.
     """
 
-    def __init__(self, base: Path, runtime: Path) -> None:
+    def __init__(self, base: Path, runtime: Path, cgroup_manager: str = "cgroupfs") -> None:
         self.base = base
         self.runtime = runtime
+        self.cgroup_manager = cgroup_manager
         self.state_root = state_root(runtime)
         self.graphroot = base / "root"
         self.runroot = base / "runroot"
@@ -223,7 +224,7 @@ class PodmanEnv:
                 "[containers]\n"
                 f"default_ulimits = {_toml_list(ulimits())}\n"
                 "\n[engine]\n"
-                'cgroup_manager = "cgroupfs"\n'
+                f"cgroup_manager = {_toml_str(self.cgroup_manager)}\n"
                 'events_logger = "file"\n'
                 # File locks live in tmp_dir; the default "shm" would share
                 # /dev/shm/libpod_lock with the host's podman.
@@ -416,10 +417,10 @@ def _read(f: IO[bytes]) -> str:
 
 
 @contextlib.contextmanager
-def podman_env(rootfs: Path) -> Iterator[PodmanEnv]:
+def podman_env(rootfs: Path, cgroup_manager: str = "cgroupfs") -> Iterator[PodmanEnv]:
     """Set up a private podman with the test image; tear everything down after."""
     base = Path(tempfile.mkdtemp(prefix="pyoci-podman-"))
-    env = PodmanEnv(base, runtime_path())
+    env = PodmanEnv(base, runtime_path(), cgroup_manager)
     before = env.state_dirs()
     try:
         env.write_config()

@@ -84,7 +84,9 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <sys/types.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -630,6 +632,30 @@ static int cmd_touch(const char *path)
     return 0;
 }
 
+/* notify WAIT_PATH MSG: once WAIT_PATH exists, send MSG to $NOTIFY_SOCKET (sd_notify), sleep. */
+static int cmd_notify(const char *wait_path, const char *msg)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    int fd;
+    if (!path || strlen(path) >= sizeof(addr.sun_path)) {
+        printf("notify=no-socket\n");
+        return 1;
+    }
+    printf("notify_socket=%s\n", path);
+    fflush(stdout);
+    while (access(wait_path, F_OK) != 0)
+        usleep(20000);
+    strcpy(addr.sun_path, path);
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || sendto(fd, msg, strlen(msg), 0, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+        printf("notify_errno=%d\n", errno);
+        return 1;
+    }
+    for (;;)
+        pause();
+}
+
 static int run(int argc, char **argv)
 {
     const char *cmd = argv[1];
@@ -726,6 +752,8 @@ static int run(int argc, char **argv)
     }
     if (!strcmp(cmd, "write"))
         return argc < 4 ? usage("write PATH TEXT") : cmd_write(argv[2], argv[3]);
+    if (!strcmp(cmd, "notify"))
+        return argc < 4 ? usage("notify WAIT_PATH MSG") : cmd_notify(argv[2], argv[3]);
     if (!strcmp(cmd, "touch"))
         return argc < 3 ? usage("touch PATH") : cmd_touch(argv[2]);
     if (!strcmp(cmd, "sleep")) {

@@ -54,9 +54,11 @@ def test_paths_naming_no_cgroup_are_rejected(given: str | None, cid: str) -> Non
         cg.cgroup_path(given, cid)
 
 
-def test_systemd_flag_is_rejected() -> None:
-    with pytest.raises(CgroupError, match="systemd cgroup driver"):
-        cg.manager_for(None, "x", "v2", systemd=True)
+def test_systemd_flag_gives_a_systemd_manager() -> None:
+    m = cg.manager_for("machine.slice:libpod:abc", "x", "v2", systemd=True)
+    assert m.path == "/machine.slice/libpod-abc.scope"
+    assert m.to_state()["systemd"] == {"slice": "machine.slice", "unit": "libpod-abc.scope"}
+    assert type(cg.from_state(m.to_state())).__name__ == "SystemdManager"
 
 
 # -- conversions -------------------------------------------------------------

@@ -241,15 +241,15 @@ poweroff -f
 """
 
 
-def lane_script(python: str, pytest_args: list[str]) -> str:
-    """What runs inside the chroot: pytest over this checkout with the host's Python."""
+def lane_script(python: str, pytest_args: list[str], lane_var: str = "PYOCI_V2_LANE") -> str:
+    """What runs inside the guest: pytest over this checkout with the host's Python."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
         "HOME": "/tmp",
         "LANG": "C.UTF-8",
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",
-        "PYOCI_V2_LANE": "1",
+        lane_var: "1",
         "TERM": "dumb",
     }
     # A worktree's runtime (.bin/pyoci) or runc, as on the host; unset, the tests
@@ -283,7 +283,9 @@ def build_initramfs(dest: Path, version: str, python: str, pytest_args: list[str
     return dest
 
 
-def qemu_command(kernel: str, initrd: Path, memory: str = "2G", smp: int = 2) -> list[str]:
+def qemu_command(
+    kernel: str, initrd: Path, memory: str = "2G", smp: int = 2, append: str = ""
+) -> list[str]:
     qemu = shutil.which("qemu-system-x86_64")
     if qemu is None:
         raise LaneError("qemu-system-x86_64 not found: apt-get install qemu-system-x86")
@@ -297,7 +299,8 @@ def qemu_command(kernel: str, initrd: Path, memory: str = "2G", smp: int = 2) ->
         "-nic", "none",
         "-kernel", kernel,
         "-initrd", str(initrd),
-        "-append", "console=ttyS0 quiet loglevel=3 panic=-1 tsc=reliable mitigations=off",
+        "-append",
+        "console=ttyS0 quiet loglevel=3 panic=-1 tsc=reliable mitigations=off " + append,
         "-virtfs",
         "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
     ]  # fmt: skip
@@ -337,54 +340,58 @@ def run_lane(
     try:
         initrd = build_initramfs(work / "initramfs.cpio", version, python, args)
         cmd = qemu_command(boot_image(kernel, version, work), initrd)
-        log = work / "console.log"
-        start = time.monotonic()
-        boot_s = None
-        rc = None
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-            )
-            assert proc.stdout is not None
-            try:
-                deadline = start + timeout
-                os.set_blocking(proc.stdout.fileno(), False)
-                buf = b""
-                while True:
-                    chunk = proc.stdout.read()
-                    if chunk:
-                        out.write(chunk)
-                        out.flush()
-                        buf += chunk
-                        if echo:
-                            sys.stdout.write(chunk.decode(errors="replace"))
-                            sys.stdout.flush()
-                        if boot_s is None and BEGIN_MARK.encode() in buf:
-                            boot_s = time.monotonic() - start
-                    elif proc.poll() is not None:
-                        break
-                    else:
-                        time.sleep(0.05)
-                    if time.monotonic() > deadline:
-                        proc.kill()
-                        proc.wait()
-                        raise LaneError(
-                            f"the v2 lane did not finish within {timeout:.0f}s; console:\n"
-                            + buf.decode(errors="replace")[-6000:]
-                        )
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-        total = time.monotonic() - start
-        text = log.read_bytes().decode(errors="replace").replace("\r\n", "\n")
-        m = RESULT_RE.search(text)
-        if m:
-            rc = int(m.group(1))
-        return LaneResult(rc, text, boot_s, total)
+        return boot(cmd, work / "console.log", timeout, echo, "the v2 lane")
     finally:
         if own_tmp:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def boot(cmd: list[str], log: Path, timeout: float, echo: bool, name: str) -> LaneResult:
+    """Run qemu until it exits, keeping the console in ``log``; parse the result marker."""
+    start = time.monotonic()
+    boot_s = None
+    rc = None
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        assert proc.stdout is not None
+        try:
+            deadline = start + timeout
+            os.set_blocking(proc.stdout.fileno(), False)
+            buf = b""
+            while True:
+                chunk = proc.stdout.read()
+                if chunk:
+                    out.write(chunk)
+                    out.flush()
+                    buf += chunk
+                    if echo:
+                        sys.stdout.write(chunk.decode(errors="replace"))
+                        sys.stdout.flush()
+                    if boot_s is None and BEGIN_MARK.encode() in buf:
+                        boot_s = time.monotonic() - start
+                elif proc.poll() is not None:
+                    break
+                else:
+                    time.sleep(0.05)
+                if time.monotonic() > deadline:
+                    proc.kill()
+                    proc.wait()
+                    raise LaneError(
+                        f"{name} did not finish within {timeout:.0f}s; console:\n"
+                        + buf.decode(errors="replace")[-6000:]
+                    )
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    total = time.monotonic() - start
+    text = log.read_bytes().decode(errors="replace").replace("\r\n", "\n")
+    m = RESULT_RE.search(text)
+    if m:
+        rc = int(m.group(1))
+    return LaneResult(rc, text, boot_s, total)
 
 
 def main(argv: list[str]) -> int:
