@@ -270,32 +270,8 @@ class PodmanEnv:
         if runtime:
             argv[1:1] = ["--runtime", os.fspath(self.runtime)]
         cmd = ["podman", *argv]
-        files: list[IO[Any]] = []
-        try:
-            out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
-            files += [out, err]
-            stdin: Any = subprocess.DEVNULL
-            if input is not None:
-                stdin = tempfile.TemporaryFile()
-                files.append(stdin)
-                stdin.write(input.encode())
-                stdin.seek(0)
-            proc = subprocess.Popen(cmd, stdin=stdin, stdout=out, stderr=err,
-                                    env=self.env(json_log), cwd=self.base)
-            try:
-                rc = proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                raise subprocess.TimeoutExpired(cmd, timeout, _read(out), _read(err)) from None
-            result = subprocess.CompletedProcess(cmd, rc, _read(out), _read(err))
-        finally:
-            for f in files:
-                f.close()
-        if check and result.returncode != 0:
-            raise helpers.RuntimeCommandError(result.returncode, cmd, result.stdout,
-                                              result.stderr)
-        return result
+        return run_through_files(cmd, input=input, timeout=timeout, check=check,
+                                 env=self.env(json_log), cwd=self.base)
 
     def run(self, *args: str | os.PathLike[str], **kw: Any) -> subprocess.CompletedProcess[str]:
         """``podman run --rm --network none --runtime RT ARGS`` (ARGS end with image + cmd)."""
@@ -409,6 +385,41 @@ class PodmanEnv:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(int(proc.name), signal.SIGKILL)
         return problems
+
+
+def run_through_files(cmd: list[str], *, input: str | None = None, timeout: float = 60,
+                      check: bool = False, env: dict[str, str] | None = None,
+                      cwd: str | os.PathLike[str] | None = None,
+                      ) -> subprocess.CompletedProcess[str]:
+    """Run podman's ``cmd`` with its output in files, never pipes.
+
+    As in ``helpers.run_pyoci``: conmon outlives ``podman run -d`` and must not be
+    able to keep a pipe of ours open.
+    """
+    files: list[IO[Any]] = []
+    try:
+        out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+        files += [out, err]
+        stdin: Any = subprocess.DEVNULL
+        if input is not None:
+            stdin = tempfile.TemporaryFile()
+            files.append(stdin)
+            stdin.write(input.encode())
+            stdin.seek(0)
+        proc = subprocess.Popen(cmd, stdin=stdin, stdout=out, stderr=err, env=env, cwd=cwd)
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise subprocess.TimeoutExpired(cmd, timeout, _read(out), _read(err)) from None
+        result = subprocess.CompletedProcess(cmd, rc, _read(out), _read(err))
+    finally:
+        for f in files:
+            f.close()
+    if check and result.returncode != 0:
+        raise helpers.RuntimeCommandError(result.returncode, cmd, result.stdout, result.stderr)
+    return result
 
 
 def _read(f: IO[bytes]) -> str:

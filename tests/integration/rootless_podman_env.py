@@ -41,7 +41,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import helpers
 import podman_env
@@ -126,31 +126,8 @@ class RootlessPodman:
         if runtime:
             argv[1:1] = ["--runtime", os.fspath(self.runtime)]
         cmd = self.user.argv("podman", *argv)
-        files: list[IO[Any]] = []
-        try:
-            out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
-            files += [out, err]
-            stdin: Any = subprocess.DEVNULL
-            if input is not None:
-                stdin = tempfile.TemporaryFile()
-                files.append(stdin)
-                stdin.write(input.encode())
-                stdin.seek(0)
-            proc = subprocess.Popen(cmd, stdin=stdin, stdout=out, stderr=err, cwd=self.user.home)
-            try:
-                rc = proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                raise subprocess.TimeoutExpired(cmd, timeout, _read(out), _read(err)) from None
-            result = subprocess.CompletedProcess(cmd, rc, _read(out), _read(err))
-        finally:
-            for f in files:
-                f.close()
-        if check and result.returncode != 0:
-            raise helpers.RuntimeCommandError(result.returncode, cmd, result.stdout,
-                                              result.stderr)
-        return result
+        return podman_env.run_through_files(cmd, input=input, timeout=timeout, check=check,
+                                            cwd=self.user.home)
 
     def podman_tty(self, *args: str, send: Sequence[str],
                    timeout: float = 60) -> tuple[int, str]:
@@ -212,11 +189,6 @@ class RootlessPodman:
     def cleanup_containers(self) -> list[str]:
         res = self.podman("rm", "--all", "--force", "--time", "0", timeout=120)
         return [] if res.returncode == 0 else [f"podman rm -af: {res.stderr.strip()}"]
-
-
-def _read(f: IO[bytes]) -> str:
-    f.seek(0)
-    return f.read().decode(errors="replace")
 
 
 @contextlib.contextmanager
