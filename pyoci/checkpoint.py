@@ -27,9 +27,9 @@ import os
 import time
 
 from pyoci import criu
-from pyoci.errors import ContainerExists, IncorrectStatus, PyociError
+from pyoci.errors import IncorrectStatus, PyociError
 from pyoci.state import status as st
-from pyoci.state.store import CONFIG_FILE, Store, check_id, write_atomic
+from pyoci.state.store import CONFIG_FILE, Store, write_atomic
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up
 if TYPE_CHECKING:
@@ -203,14 +203,9 @@ def restore(store: Store, cid: str, o: Options) -> Restored:
     """Restore ``cid`` from ``o.image_path`` with ``o.bundle``'s config, or leave nothing."""
     from pyoci.cgroups import manager_for
     from pyoci.create import _rfc3339 as rfc3339
-    from pyoci.spec import verdict
-    from pyoci.spec.load import read_config
+    from pyoci.create import new_container_config
 
-    check_id(cid)
-    if store.exists(cid) or os.path.isdir(store.dir(cid)):
-        raise ContainerExists(cid)
-    config, raw = read_config(o.bundle)
-    warnings = verdict.validated(config, raw, os.path.join(store.root, ".cache"))
+    config, raw, warnings = new_container_config(store, cid, o.bundle)
     process = config.get("process") or {}
     if process.get("terminal") and not o.console_socket:
         raise PyociError(

@@ -51,9 +51,10 @@ class Created:
         self.console = console
 
 
-def create(store: Store, cid: str, opts: Options) -> Created:
-    """Create the container, or raise with nothing left behind."""
-    from pyoci.spec import plan as planmod
+def new_container_config(store: Store, cid: str, bundle: str) -> tuple[dict[str, Any], bytes,
+                                                                        list[str]]:
+    """The first steps of ``create`` and ``restore``: a free id, then ``bundle``'s config,
+    validated (fully, unless these bytes passed before); returns it with its warnings."""
     from pyoci.spec import verdict
     from pyoci.spec.load import read_config
 
@@ -62,10 +63,18 @@ def create(store: Store, cid: str, opts: Options) -> Created:
         from pyoci.errors import ContainerExists
 
         raise ContainerExists(cid)
-    config, raw = read_config(opts.bundle)
-    trace.debug(f"create {cid}: config loaded from {opts.bundle}/config.json ({len(raw)} bytes)")
+    config, raw = read_config(bundle)
+    trace.debug(f"create {cid}: config loaded from {bundle}/config.json ({len(raw)} bytes)")
+    warnings = verdict.validated(config, raw, os.path.join(store.root, ".cache"))
+    return config, raw, warnings
+
+
+def create(store: Store, cid: str, opts: Options) -> Created:
+    """Create the container, or raise with nothing left behind."""
+    from pyoci.spec import plan as planmod
+
+    config, raw, warnings = new_container_config(store, cid, opts.bundle)
     cache = os.path.join(store.root, ".cache")
-    warnings = verdict.validated(config, raw, cache)  # full validation unless seen before
     # runtime-spec 1.3: process is REQUIRED only by start. Without one the container
     # is created (namespaces, mounts, cgroup) and start refuses it.
     process = config.get("process") or {}
