@@ -153,6 +153,7 @@ def create(store: Store, cid: str, opts: Options) -> Created:
         from pyoci.cgroups import manager_for
 
         cgroup = _unused(manager_for(linux.get("cgroupsPath"), cid, systemd=opts.systemd_cgroup,
+                                     rootless=opts.rootless,
                                      annotations=config.get("annotations")))
         state: dict[str, Any] = {
             "ociVersion": config.get("ociVersion", SPEC_VERSION),
@@ -214,7 +215,8 @@ def create(store: Store, cid: str, opts: Options) -> Created:
         from pyoci.linux.cgroupfs import CgroupMounter
         from pyoci.process.spawn import spawn
 
-        mounter = CgroupMounter(plan.new_ns & 0x02000000 != 0)
+        mounter = CgroupMounter(plan.new_ns & 0x02000000 != 0,
+                                cgroup.path if cgroup.mode == "v2" else None)
         from pyoci.linux.rootfs import idmap_wanted
 
         trees: dict[int, int] = {}

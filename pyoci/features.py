@@ -89,8 +89,10 @@ def features() -> dict[str, Any]:
             # linux.resources, pause or update (runc's rule).
             "io.github.pyoci.rootless.enabled": "true",
             "io.github.pyoci.rootless.cgroup": (
-                "limits only in a cgroup the user may write to (linux.cgroupsPath in a "
-                "delegated cgroup v2 subtree); otherwise none, and no linux.resources"),
+                "limits only in a cgroup the user may write to, in a delegated cgroup v2 "
+                "subtree: an absolute linux.cgroupsPath there, or a relative or empty one, "
+                "which goes beside the caller's own cgroup as with runc; otherwise none, "
+                "and no linux.resources"),
             **_checkpoint(),
         },
     }

@@ -27,6 +27,7 @@ __all__ = [
     "detect",
     "from_state",
     "manager_for",
+    "rootless_base",
 ]
 
 # Where containers without an absolute cgroupsPath live, in every hierarchy.
@@ -38,29 +39,47 @@ def _is_systemd_style(path: str) -> bool:
     return "/" not in path and path.count(":") == 2
 
 
-def cgroup_path(cgroups_path: str | None, container_id: str) -> str:
+def cgroup_path(cgroups_path: str | None, container_id: str, base: str = PARENT) -> str:
     """The container's cgroup path relative to each hierarchy root.
 
     Per runtime-spec config-linux.md: an absolute ``cgroupsPath`` is taken
-    relative to the hierarchy root; a relative one is placed under pyoci's
-    parent; none means ``/pyoci/<id>``.  ``..`` is resolved lexically inside
-    its own part, so a relative path can't climb out of the parent.
+    relative to the hierarchy root; a relative one is placed under ``base``
+    (pyoci's parent, or for rootless see :func:`rootless_base`); none means
+    ``<base>/<id>``.  ``..`` is resolved lexically inside its own part, so a
+    relative path can't climb out of ``base``.
     """
     if cgroups_path and _is_systemd_style(cgroups_path):
         raise CgroupError(
             f"cgroup: systemd cgroup path {cgroups_path!r} is not supported "
             "without --systemd-cgroup"
         )
-    if not cgroups_path:
-        rel = posixpath.join(PARENT, posixpath.normpath("/" + container_id).lstrip("/"))
-    elif cgroups_path.startswith("/"):
+    if cgroups_path and cgroups_path.startswith("/"):
         rel = posixpath.normpath("/" + cgroups_path.lstrip("/"))
     else:
-        rel = posixpath.join(PARENT, posixpath.normpath("/" + cgroups_path).lstrip("/"))
+        inner = posixpath.normpath("/" + (cgroups_path or container_id)).lstrip("/")
+        rel = posixpath.join(base, inner)
     rel = rel.rstrip("/")
-    if rel in ("", "/", PARENT):
+    if rel in ("", "/", base.rstrip("/")):
         raise CgroupError(f"cgroup: cgroupsPath {cgroups_path or container_id!r} names no cgroup")
     return rel
+
+
+def rootless_base(proc_cgroup: str = "/proc/self/cgroup") -> str:
+    """Where a rootless container's relative (or empty) ``cgroupsPath`` goes on cgroup v2:
+    beside the caller's own cgroup, as runc does.
+
+    The spec leaves the location of a relative path to the runtime. A user's
+    delegated subtree (systemd's ``user@.service``, or one an administrator
+    chowned) holds the user's session as a leaf, and a v2 cgroup with processes
+    can't hand controllers to a child; its parent is what the user may write to.
+    Rootless podman with the cgroupfs manager passes an empty ``cgroupsPath`` and
+    relies on this for ``--memory``. ``/pyoci`` is never the user's.
+    """
+    with open(proc_cgroup) as f:
+        for line in f:
+            if line.startswith("0::"):
+                return posixpath.dirname(line[3:].strip() or "/")
+    raise CgroupError(f"cgroup: no cgroup v2 entry in {proc_cgroup}")
 
 
 def manager_for(
@@ -69,12 +88,14 @@ def manager_for(
     mode: str | None = None,
     *,
     systemd: bool = False,
+    rootless: bool = False,
     annotations: dict[str, str] | None = None,
 ) -> Manager:
     """Build the manager for a new container; ``mode`` overrides detection (tests).
 
     With ``systemd`` (``--systemd-cgroup``) the cgroup is a transient systemd unit
     (:mod:`pyoci.cgroups.systemd`) wrapping the layout's filesystem manager.
+    ``rootless`` on cgroup v2 places a relative path by :func:`rootless_base`.
     """
     if systemd:
         from pyoci.cgroups import systemd as sd
@@ -84,7 +105,9 @@ def manager_for(
         if inner.mode == "none":
             raise CgroupError("cgroup: --systemd-cgroup needs a cgroup filesystem")
         return sd.SystemdManager(slice_, unit, inner, sd.annotation_props(annotations or {}))
-    return _fs_manager(cgroup_path(cgroups_path, container_id), mode or detect())
+    mode = mode or detect()
+    base = rootless_base() if rootless and mode == "v2" else PARENT
+    return _fs_manager(cgroup_path(cgroups_path, container_id, base), mode)
 
 
 def _fs_manager(path: str, mode: str) -> Manager:

@@ -7,6 +7,7 @@ host hierarchy is bind-mounted, so the host's tree stays out of sight.
 
 from __future__ import annotations
 
+import errno
 import os
 
 from pyoci.linux import mounts as m
@@ -48,8 +49,11 @@ def _controllers(fstype: str, sopts: str) -> str:
 class CgroupMounter:
     """Called by the rootfs code for each ``type: cgroup`` mount entry."""
 
-    def __init__(self, new_cgroupns: bool) -> None:
+    def __init__(self, new_cgroupns: bool, v2_path: str | None = None) -> None:
+        """``v2_path``: the container's cgroup on a pure v2 host (relative to the
+        hierarchy root), or None when it has none (rootless without permission)."""
         self.new_cgroupns = new_cgroupns
+        self.v2_path = v2_path
         self.hierarchies = host_hierarchies()
 
     def __call__(self, rootfd: int, dest: str, fd: int, opts: m.Options) -> None:
@@ -80,17 +84,42 @@ class CgroupMounter:
         fd = make_in_root(rootfd, dest, False)
         try:
             target = m.fd_path(fd)
-            if self.new_cgroupns:
+            if not self.new_cgroupns:
+                self._bind(rootfd, dest, os.path.join(mountpoint, own.lstrip("/")), flags, ro)
+                return
+            try:
                 m.mount("cgroup", target, fstype, flags | (m.MS_RDONLY if ro else 0),
                         ctrls or None)
-            else:
-                src = os.path.join(mountpoint, own.lstrip("/"))
-                m.mount(src, target, None, m.MS_BIND | m.MS_REC)
-                top = make_in_root(rootfd, dest, False)
-                try:
-                    m.mount(None, m.fd_path(top), None, m.MS_BIND | m.MS_REMOUNT | flags
-                            | (m.MS_RDONLY if ro else 0) | m.locked_flags(src))
-                finally:
-                    os.close(top)
+            except OSError as e:
+                if fstype != "cgroup2" or e.errno not in (errno.EBUSY, errno.EPERM):
+                    raise
+                self._instead_of_cgroup2(rootfd, dest, target, mountpoint, flags, ro)
         finally:
             os.close(fd)
+
+    def _instead_of_cgroup2(self, rootfd: int, dest: str, target: str, mountpoint: str,
+                            flags: int, ro: bool) -> None:
+        """runc's fallback where a fresh cgroup2 mount is refused: EBUSY when /sys is
+        the host's, bound (rootless without a network namespace), so the same
+        superblock is already mounted there; EPERM where the kernel won't let this
+        user namespace mount it. The container's own cgroup is bound instead, as
+        a cgroup namespace would show it; with no cgroup of its own, /sys/fs/cgroup
+        is masked, so the host's tree is neither seen nor written."""
+        src = os.path.join(mountpoint, (self.v2_path or "").lstrip("/"))
+        if self.v2_path and os.path.isdir(src):
+            self._bind(rootfd, dest, src, flags, ro)
+        else:
+            m.mount("tmpfs", target, "tmpfs", flags | m.MS_RDONLY, "mode=755")
+
+    def _bind(self, rootfd: int, dest: str, src: str, flags: int, ro: bool) -> None:
+        target = make_in_root(rootfd, dest, False)
+        try:
+            m.mount(src, m.fd_path(target), None, m.MS_BIND | m.MS_REC)
+        finally:
+            os.close(target)
+        top = make_in_root(rootfd, dest, False)  # the new mount, not the one beneath
+        try:
+            m.mount(None, m.fd_path(top), None, m.MS_BIND | m.MS_REMOUNT | flags
+                    | (m.MS_RDONLY if ro else 0) | m.locked_flags(src))
+        finally:
+            os.close(top)

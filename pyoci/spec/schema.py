@@ -238,7 +238,13 @@ def errors(doc: Any, which: str = "config") -> list[str]:
 
 
 def check(doc: Any, which: str = "config") -> None:
-    """Raise SpecError with the single most specific schema violation of ``doc``."""
+    """Raise SpecError with the single most specific schema violation of ``doc``.
+
+    A valid document is accepted by fastschema alone (see :func:`check_cached`),
+    so only a rejection pays for importing jsonschema.
+    """
+    if _fast(which).is_valid(doc):
+        return
     errs = errors(doc, which)
     if errs:
         raise SpecError(errs[0])
@@ -273,8 +279,7 @@ def check_cached(doc: Any, raw: bytes, cache_dir: str | None, which: str = "conf
     # schemas without its ~150 ms import. Only a rejected document pays for
     # jsonschema, which stays the reference: it words the message, and should
     # the two ever disagree, its verdict is the one that counts.
-    if not _fast(which).is_valid(doc):
-        check(doc, which)
+    check(doc, which)
     try:
         os.makedirs(cache_dir, mode=0o700, exist_ok=True)
         tmp = f"{marker}.{os.getpid()}.tmp"

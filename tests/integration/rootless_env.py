@@ -80,17 +80,9 @@ class RootlessUser:
         ``tty``: on a pseudo-terminal of its own (util-linux ``script``), as a user at
         a terminal would; runc wants a controlling terminal for ``terminal: true``.
         """
-        full = {**self.env(), **(env or {})}
         if tty:
             argv = ["script", "--quiet", "--return", "--command", shlex.join(argv), "/dev/null"]
-        cmd = ["runuser", "-u", self.name, "--", "env", "-i",
-               *(f"{k}={v}" for k, v in full.items()), *argv]
-        if self.session_cgroups:
-            # Root moves itself into the user's delegated cgroups, then becomes the user:
-            # where systemd's user@.service puts a user's session.
-            moves = "".join(f"echo $$ > {shlex.quote(str(d))}/cgroup.procs && "
-                            for d in self.session_cgroups)
-            cmd = ["sh", "-c", f"{moves}exec {shlex.join(cmd)}"]
+        cmd = self.argv(*argv, env=env)
         # Files, not pipes: a detached container keeps its copies of our stdout and
         # stderr open, and a pipe would not see EOF until the container exits.
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -105,10 +97,20 @@ class RootlessUser:
             raise helpers.RuntimeCommandError(res.returncode, cmd, res.stdout, res.stderr)
         return res
 
-    def argv(self, *args: str | os.PathLike[str]) -> list[str]:
-        """``ARGS`` run as the user with only ``env()`` (for callers that need a Popen)."""
-        pairs = [f"{k}={v}" for k, v in self.env().items()]
-        return ["runuser", "-u", self.name, "--", "env", "-i", *pairs, *map(os.fspath, args)]
+    def argv(self, *args: str | os.PathLike[str],
+             env: dict[str, str] | None = None) -> list[str]:
+        """``ARGS`` run as the user with only ``env()`` (plus ``env``), for run() and for
+        callers that need a Popen; started in the user's delegated cgroups when there are."""
+        full = {**self.env(), **(env or {})}
+        cmd = ["runuser", "-u", self.name, "--", "env", "-i",
+               *(f"{k}={v}" for k, v in full.items()), *map(os.fspath, args)]
+        if self.session_cgroups:
+            # Root moves itself into the user's delegated cgroups, then becomes the user:
+            # where systemd's user@.service puts a user's session.
+            moves = "".join(f"echo $$ > {shlex.quote(str(d))}/cgroup.procs && "
+                            for d in self.session_cgroups)
+            cmd = ["sh", "-c", f"{moves}exec {shlex.join(cmd)}"]
+        return cmd
 
     def owns_uid(self, uid: int) -> bool:
         """The user's uid or one of its subordinate uids (its containers' processes)."""

@@ -25,6 +25,7 @@ if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import helpers
+import rootless_env
 import rootless_podman_env
 from podman_env import IMAGE
 from rootless_podman_env import RootlessPodman
@@ -159,3 +160,30 @@ def test_publish_port_slirp4netns(rpm) -> None:
         assert body == b"pong\n"
     finally:
         rpm.podman("rm", "--force", "--time", "0", name, timeout=60)
+
+
+@pytest.mark.v2lane
+def test_memory_limit_in_a_delegated_cgroup_v2(rpm) -> None:
+    """``--memory`` and ``--pids-limit`` as a user on a cgroup v2 host whose administrator
+    delegated a subtree to the user (the VM lane). podman's cgroupfs manager passes no
+    cgroupsPath rootless; the runtime makes the cgroup beside the caller's own, in the
+    delegated subtree, and the container sees its limits through its cgroup namespace."""
+    with rootless_env.delegate(rpm.user) as parent:
+        res = rpm.run("--memory", "64m", "--pids-limit", "40", IMAGE, "cat",
+                      "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/pids.max", "/proc/self/cgroup")
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.split() == [str(64 << 20), "40", "0::/"], res.stdout
+        cid = start_sleeper(rpm, "--memory", "96m")
+        try:
+            pid = rpm.inspect(cid, "{{.State.Pid}}")
+            cgroup = Path(f"/proc/{pid}/cgroup").read_text().strip().removeprefix("0::")
+            assert Path(cgroup).parent == Path(parent), cgroup
+            leaf = Path("/sys/fs/cgroup") / cgroup.lstrip("/")
+            assert (leaf / "memory.max").read_text() == f"{96 << 20}\n"
+            res = rpm.podman("update", "--memory", "128m", cid)
+            assert res.returncode == 0, res.stderr
+            assert (leaf / "memory.max").read_text() == f"{128 << 20}\n"
+            assert rpm.podman("rm", "--force", "--time", "0", cid).returncode == 0
+            assert not leaf.exists()
+        finally:
+            rpm.podman("rm", "--force", "--time", "0", cid)

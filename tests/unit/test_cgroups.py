@@ -54,6 +54,36 @@ def test_paths_naming_no_cgroup_are_rejected(given: str | None, cid: str) -> Non
         cg.cgroup_path(given, cid)
 
 
+@pytest.mark.parametrize(
+    ("given", "cid", "want"),
+    [
+        (None, "abc", "/user/deleg/abc"),
+        ("rel/abc", "x", "/user/deleg/rel/abc"),
+        ("../../escape", "x", "/user/deleg/escape"),
+        ("/elsewhere/abc", "x", "/elsewhere/abc"),
+    ],
+)
+def test_relative_paths_go_under_the_given_base(given: str | None, cid: str, want: str) -> None:
+    assert cg.cgroup_path(given, cid, "/user/deleg") == want
+    with pytest.raises(CgroupError, match="names no cgroup"):
+        cg.cgroup_path("..", cid, "/user/deleg")
+
+
+@pytest.mark.parametrize(
+    ("own", "want"),
+    [("0::/user/deleg/session\n", "/user/deleg"), ("0::/session\n", "/"), ("0::/\n", "/")],
+)
+def test_rootless_base_is_the_parent_of_the_callers_v2_cgroup(
+    tmp_path: Path, own: str, want: str
+) -> None:
+    f = tmp_path / "cgroup"
+    f.write_text("12:pids:/x\n" + own)
+    assert cg.rootless_base(str(f)) == want
+    f.write_text("12:pids:/x\n")
+    with pytest.raises(CgroupError, match="no cgroup v2 entry"):
+        cg.rootless_base(str(f))
+
+
 def test_systemd_flag_gives_a_systemd_manager() -> None:
     m = cg.manager_for("machine.slice:libpod:abc", "x", "v2", systemd=True)
     assert m.path == "/machine.slice/libpod-abc.scope"

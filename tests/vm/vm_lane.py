@@ -46,6 +46,21 @@ DEFAULT_TESTS = (
     "tests/integration/test_cgroups_manager.py",
     "tests/integration/test_checkpoint.py",
     "tests/integration/test_checkpoint_podman.py",
+    # Rootless in a delegated cgroup v2 subtree; and, on a pure v2 host, the rootless
+    # tests whose cgroup outcome depends on the layout.
+    *(f"tests/integration/test_rootless.py::{t}" for t in (
+        "test_v2_empty_cgroups_path_goes_beside_the_users_session",
+        "test_v2_memory_limit_oom_kills_in_the_delegated_subtree",
+        "test_v2_no_cgroup_means_an_empty_read_only_sys_fs_cgroup",
+        "test_limits_in_a_delegated_cgroup",
+        "test_rootless_flag_runs_without_cgroup",
+        "test_rootless_false_fails_on_the_cgroup",
+        "test_limits_without_cgroup_permission_fail_clearly",
+        "test_cgroups_path_without_permission_fails",
+        "test_pause_and_update_without_cgroup_say_why",
+    )),
+    "tests/integration/test_rootless_podman.py::test_memory_limit_in_a_delegated_cgroup_v2",
+    "tests/integration/test_rootless_podman.py::test_run_rm_echo",
 )
 # In the guest: the v2-only tests plus every (auto-marked) integration test
 # in the files above, which then see a pure v2 host.
@@ -230,6 +245,13 @@ done
 if [ -d /keep ]; then
     mkdir -p "$H$REPO" && mount --bind /keep "$H$REPO"
 fi
+# The rootless tests add a user (useradd writes /etc and /var/log): writable copies.
+for d in /etc /var/log; do
+    mkdir -p "/rw$d" && mount -t tmpfs -o mode=755 tmpfs "/rw$d"
+    cp -a "$H$d/." "/rw$d/" && mount --bind "/rw$d" "$H$d"
+done
+# udev would make the tun device anyone's; rootless podman's slirp4netns opens it.
+[ -e $H/dev/net/tun ] && chmod 666 $H/dev/net/tun
 ip link set lo up  # CRIU dumps and locks the network namespace it runs in
 echo "lane: booted in $(cut -d' ' -f1 /proc/uptime)s"
 echo "lane: cgroup2 controllers: $(cat $H/sys/fs/cgroup/cgroup.controllers)"
