@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-from pyoci.errors import IncorrectStatus, PyociError, UsageError
+from pyoci.errors import CgroupError, IncorrectStatus, PyociError, UsageError
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up
 if TYPE_CHECKING:
@@ -382,9 +382,22 @@ def placer(cgroup_state: dict[str, Any]) -> Callable[[int], None]:
 
         return from_state(cgroup_state).apply
 
+    user_bus = (cgroup_state.get("systemd") or {}).get("user_bus")
+
     def place(pid: int) -> None:
-        for d in dirs:
-            write_procs(d, pid)
+        try:
+            for d in dirs:
+                write_procs(d, pid)
+        except CgroupError as exc:
+            from pyoci import rootless
+
+            if not user_bus or not rootless.is_permission_error(exc):
+                raise
+            # Rootless under the user's systemd, called from outside the user's own
+            # subtree: the kernel won't let the user move the pid across, systemd will.
+            from pyoci.cgroups import from_state
+
+            from_state(cgroup_state).attach(pid)
 
     return place
 

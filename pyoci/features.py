@@ -73,7 +73,7 @@ def features() -> dict[str, Any]:
         "linux": {
             "namespaces": sorted(ns.FLAGS),
             "capabilities": caps,
-            "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": False,
+            "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": True,
                        "rdma": True},
             "seccomp": _seccomp(),
             "apparmor": {"enabled": False},
@@ -91,8 +91,9 @@ def features() -> dict[str, Any]:
             "io.github.pyoci.rootless.cgroup": (
                 "limits only in a cgroup the user may write to, in a delegated cgroup v2 "
                 "subtree: an absolute linux.cgroupsPath there, or a relative or empty one, "
-                "which goes beside the caller's own cgroup as with runc; otherwise none, "
-                "and no linux.resources"),
+                "which goes beside the caller's own cgroup as with runc; with "
+                "--systemd-cgroup, a scope from the user's own systemd (user bus); "
+                "otherwise none, and no linux.resources"),
             **_checkpoint(),
         },
     }

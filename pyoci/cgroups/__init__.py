@@ -95,16 +95,28 @@ def manager_for(
 
     With ``systemd`` (``--systemd-cgroup``) the cgroup is a transient systemd unit
     (:mod:`pyoci.cgroups.systemd`) wrapping the layout's filesystem manager.
-    ``rootless`` on cgroup v2 places a relative path by :func:`rootless_base`.
+    ``rootless`` on cgroup v2 places a relative path by :func:`rootless_base`, and
+    with ``systemd`` talks to the user's own systemd.
     """
     if systemd:
         from pyoci.cgroups import systemd as sd
 
-        slice_, unit = sd.parse_path(cgroups_path, container_id)
-        inner = _fs_manager(sd.unit_cgroup(slice_, unit), mode or detect())
-        if inner.mode == "none":
+        mode = mode or detect()
+        slice_, unit = sd.parse_path(cgroups_path, container_id, user=rootless)
+        if mode == "none":
             raise CgroupError("cgroup: --systemd-cgroup needs a cgroup filesystem")
-        return sd.SystemdManager(slice_, unit, inner, sd.annotation_props(annotations or {}))
+        base, bus = "", None
+        if rootless:  # the user's own systemd, as runc does rootless
+            if mode != "v2":
+                raise CgroupError("cgroup: rootless --systemd-cgroup needs cgroup v2 "
+                                  f"(this host's cgroups are {mode})")
+            from pyoci.linux.dbus import user_bus_path
+
+            bus = user_bus_path()
+            base = sd.user_manager_cgroup(bus)
+        inner = _fs_manager(base + sd.unit_cgroup(slice_, unit), mode)
+        return sd.SystemdManager(slice_, unit, inner, sd.annotation_props(annotations or {}),
+                                 user_bus=bus)
     mode = mode or detect()
     base = rootless_base() if rootless and mode == "v2" else PARENT
     return _fs_manager(cgroup_path(cgroups_path, container_id, base), mode)

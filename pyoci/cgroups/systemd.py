@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from pyoci.linux.dbus import Connection
 
 DEFAULT_SLICE = "system.slice"
+# Rootless, the unit goes to the user's own systemd, in its user.slice (runc's default).
+DEFAULT_USER_SLICE = "user.slice"
 # runc's default for an empty cgroupsPath is "system.slice:runc:<id>"; ours names pyoci.
 DEFAULT_PREFIX = "pyoci"
 ANNOTATION_PREFIX = "org.systemd.property."
@@ -36,12 +38,17 @@ _DEST = "org.freedesktop.systemd1"
 _PATH = "/org/freedesktop/systemd1"
 _IFACE = "org.freedesktop.systemd1.Manager"
 INFINITY = 2**64 - 1
+_JOB_REMOVED_MATCH = (f"type='signal',sender='{_DEST}',path='{_PATH}',interface='{_IFACE}',"
+                      "member='JobRemoved'")
 
 
-def parse_path(cgroups_path: str | None, container_id: str) -> tuple[str, str]:
-    """(slice, unit name) for a systemd ``cgroupsPath`` (runc's rules and wording)."""
+def parse_path(cgroups_path: str | None, container_id: str,
+               user: bool = False) -> tuple[str, str]:
+    """(slice, unit name) for a systemd ``cgroupsPath`` (runc's rules and wording);
+    ``user``: the user's own systemd (rootless), whose default slice differs."""
+    default_slice = DEFAULT_USER_SLICE if user else DEFAULT_SLICE
     if not cgroups_path:
-        return DEFAULT_SLICE, f"{DEFAULT_PREFIX}-{container_id}.scope"
+        return default_slice, f"{DEFAULT_PREFIX}-{container_id}.scope"
     parts = cgroups_path.split(":")
     if len(parts) != 3:
         raise CgroupError(
@@ -56,7 +63,7 @@ def parse_path(cgroups_path: str | None, container_id: str) -> tuple[str, str]:
         unit = f"{prefix}-{name}.scope"
     else:
         unit = f"{name}.scope"
-    return slice_ or DEFAULT_SLICE, unit
+    return slice_ or default_slice, unit
 
 
 def expand_slice(slice_: str) -> str:
@@ -315,10 +322,23 @@ def _gvariant(key: str, text: str) -> tuple[str, Any]:
 # -- the manager ----------------------------------------------------------------
 
 
-def connect() -> Connection:
+def connect(user_bus: str | None = None) -> Connection:
+    """systemd itself (as root), or rootless the user's own systemd on ``user_bus``."""
     from pyoci.linux.dbus import Connection
 
-    return Connection()
+    return Connection(user_bus)
+
+
+def user_manager_cgroup(user_bus: str) -> str:
+    """The cgroup of the user's systemd (``.../user@UID.service``): its slices and units
+    live below it, where the user may write (systemd delegates it to the user)."""
+    with connect(user_bus) as bus:
+        (value,) = bus.call(_DEST, _PATH, "org.freedesktop.DBus.Properties", "Get", "ss",
+                            [_IFACE, "ControlGroup"])
+    path = getattr(value, "value", value)
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise CgroupError(f"systemd: the user manager reports no control group ({path!r})")
+    return path.rstrip("/")
 
 
 def _wait_job(bus: Connection, job: str, what: str) -> None:
@@ -339,7 +359,8 @@ class SystemdManager(Manager):
     """A transient systemd unit wrapping the host layout's filesystem manager."""
 
     def __init__(self, slice_: str, unit: str, inner: Manager,
-                 properties: list[tuple[str, str, Any]] | None = None) -> None:
+                 properties: list[tuple[str, str, Any]] | None = None,
+                 user_bus: str | None = None) -> None:
         super().__init__(inner.path, inner.created)
         self.slice = slice_
         self.unit = unit
@@ -349,10 +370,17 @@ class SystemdManager(Manager):
         self.resources: dict[str, Any] | None = None
         self._bus: Connection | None = None
         self.started = False
+        # The user's own systemd (rootless), kept in the state so delete finds it with
+        # any environment. No device rules then: a user manager can't enforce them,
+        # and runc leaves them out rootless too.
+        self.user_bus = user_bus
 
     def _conn(self) -> Connection:
         if self._bus is None:
-            self._bus = connect()
+            self._bus = connect(self.user_bus)
+            if self._bus.is_bus:  # a bus daemon routes signals only to who asked for them
+                self._bus.call("org.freedesktop.DBus", "/org/freedesktop/DBus",
+                               "org.freedesktop.DBus", "AddMatch", "s", [_JOB_REMOVED_MATCH])
             self._bus.call(_DEST, _PATH, _IFACE, "Subscribe")
         return self._bus
 
@@ -364,7 +392,10 @@ class SystemdManager(Manager):
     # create() only checks systemd is there; the unit starts in apply(), when the pid exists.
     def create(self, resources: dict[str, Any] | None = None) -> None:
         self.resources = dict(resources or {})
-        self.resources.setdefault("devices", [])
+        if self.user_bus:
+            self.resources.pop("devices", None)
+        else:
+            self.resources.setdefault("devices", [])
         self._conn()
 
     def clone_dir(self) -> str | None:
@@ -425,6 +456,18 @@ class SystemdManager(Manager):
         self.inner.set(resources)
         self.ignored = self.inner.ignored
 
+    def attach(self, pid: int) -> None:
+        """Have systemd move ``pid`` into the unit (``exec`` where the kernel refuses the
+        caller the move: rootless, from outside the user's delegated subtree)."""
+        bus = self._conn()
+        try:
+            bus.call(_DEST, _PATH, _IFACE, "AttachProcessesToUnit", "ssau",
+                     [self.unit, "", [pid]])
+        except CgroupError as exc:
+            raise CgroupError(f"systemd: attach pid {pid} to {self.unit}: {exc}") from None
+        finally:
+            self._close()
+
     def destroy(self) -> None:
         """Stop the unit (systemd removes its cgroup), then whatever else we made."""
         from pyoci.linux.dbus import DBusError
@@ -483,6 +526,8 @@ class SystemdManager(Manager):
     def to_state(self) -> dict[str, Any]:
         state = self.inner.to_state()
         state["systemd"] = {"slice": self.slice, "unit": self.unit}
+        if self.user_bus:
+            state["systemd"]["user_bus"] = self.user_bus
         return state
 
     @classmethod
@@ -491,7 +536,7 @@ class SystemdManager(Manager):
 
         inner_state = dict(d)
         sd = inner_state.pop("systemd")
-        mgr = cls(sd["slice"], sd["unit"], from_state(inner_state))
+        mgr = cls(sd["slice"], sd["unit"], from_state(inner_state), user_bus=sd.get("user_bus"))
         mgr.started = True
         return mgr
 

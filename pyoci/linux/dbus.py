@@ -11,8 +11,9 @@ one stdlib-only module that imports in well under a millisecond.
 
 As root we talk to systemd's private socket ``/run/systemd/private`` (no
 dbus-daemon needed, as systemctl does); otherwise, or when it is absent, the
-system bus socket.  Only ``_socket`` and ``_struct`` are used, so the import
-stays cheap.
+system bus socket.  Rootless, the user's own systemd is reached on the user
+bus (:func:`user_bus_path`).  Only ``_socket`` and ``_struct`` are used, so
+the import stays cheap.
 """
 
 from __future__ import annotations
@@ -206,6 +207,36 @@ class Message:
         return self.fields.get("member")
 
 
+def user_bus_path() -> str:
+    """The user bus socket: ``DBUS_SESSION_BUS_ADDRESS`` when it is a ``unix:path=``,
+    else ``$XDG_RUNTIME_DIR/bus`` (dbus-user-session's, as sd-bus looks for it)."""
+    for part in os.environ.get("DBUS_SESSION_BUS_ADDRESS", "").split(";"):
+        if part.startswith("unix:"):
+            for kv in part[5:].split(","):
+                if kv.startswith("path="):
+                    return kv[5:]
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
+    if not runtime_dir:
+        raise CgroupError("systemd: rootless --systemd-cgroup needs the user's D-Bus: "
+                          "neither DBUS_SESSION_BUS_ADDRESS nor XDG_RUNTIME_DIR is set")
+    return os.path.join(runtime_dir, "bus")
+
+
+def outer_uid(uid: int, uid_map: str = "/proc/self/uid_map") -> int:
+    """``uid`` as the parent user namespace sees it, which is what the bus checks
+    EXTERNAL against (its peer credentials). Root of rootless podman's namespace
+    is the user outside it; in the initial namespace the map is the identity."""
+    try:
+        with open(uid_map) as f:
+            for line in f:
+                inside, outside, count = (int(x) for x in line.split())
+                if inside <= uid < inside + count:
+                    return outside + uid - inside
+    except (OSError, ValueError):
+        pass
+    return uid
+
+
 class Connection:
     """A blocking connection to systemd (its private socket) or the system bus."""
 
@@ -230,9 +261,11 @@ class Connection:
             break
         else:
             reason = (last.strerror or str(last)).lower() if last else "no socket"
+            hint = ("is systemd running as init?" if path is None else
+                    "is there a systemd user session (dbus-user-session)?")
             raise CgroupError(
                 f"systemd: cannot connect to systemd over D-Bus ({' or '.join(candidates)}: "
-                f"{reason}): is systemd running as init?")
+                f"{reason}): {hint}")
         try:
             self._auth()
             self.is_bus = self.path != PRIVATE_SOCKET
@@ -260,16 +293,23 @@ class Connection:
         systemd's sd-bus (252) then keeps buffered without dispatching it, so the
         call hangs (about one connection in four under load).
         """
-        uid = str(os.geteuid()).encode().hex().encode()
+        uid = str(outer_uid(os.geteuid())).encode().hex().encode()
         self.sock.sendall(b"\0AUTH EXTERNAL " + uid + b"\r\nBEGIN\r\n")
         line = self._line()
         if not line.startswith(b"OK "):
             raise CgroupError(f"systemd: d-bus authentication refused on {self.path}: "
                               f"{line.decode(errors='replace')}")
 
+    def _read(self, n: int) -> bytes:
+        try:
+            return self.sock.recv(n)
+        except TimeoutError:
+            raise CgroupError(f"systemd: no answer on {self.path} within "
+                              f"{self.sock.gettimeout():.0f}s") from None
+
     def _line(self) -> bytes:
         while b"\r\n" not in self.rbuf:
-            chunk = self.sock.recv(4096)
+            chunk = self._read(4096)
             if not chunk:
                 raise CgroupError(f"systemd: {self.path} closed the connection")
             self.rbuf += chunk
@@ -278,7 +318,7 @@ class Connection:
 
     def _recv_exact(self, n: int) -> bytes:
         while len(self.rbuf) < n:
-            chunk = self.sock.recv(max(65536, n - len(self.rbuf)))
+            chunk = self._read(max(65536, n - len(self.rbuf)))
             if not chunk:
                 raise CgroupError(f"systemd: {self.path} closed the connection")
             self.rbuf += chunk

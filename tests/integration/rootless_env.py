@@ -57,6 +57,8 @@ class RootlessUser:
     made: list[Path] = field(default_factory=list)
     # Set by delegate(): the cgroups the user's commands start in.
     session_cgroups: list[Path] = field(default_factory=list)
+    # More of the user's environment (a systemd user session's DBUS_SESSION_BUS_ADDRESS).
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def root(self) -> Path:
@@ -69,7 +71,7 @@ class RootlessUser:
                "XDG_RUNTIME_DIR": str(self.runtime_dir), "LANG": "C.UTF-8"}
         if self.pythonpath:
             env["PYTHONPATH"] = self.pythonpath
-        return env
+        return {**env, **self.extra_env}
 
     def run(self, argv: Sequence[str], *, cwd: Path | None = None, timeout: float = 60,
             env: dict[str, str] | None = None, check: bool = False,

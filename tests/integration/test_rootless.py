@@ -350,6 +350,7 @@ def test_features_and_help_describe_rootless(rl: RootlessUser) -> None:
     doc = json.loads(rl.runtime_run("features", check=True).stdout)
     assert doc["annotations"]["io.github.pyoci.rootless.enabled"] == "true"
     assert "delegated" in doc["annotations"]["io.github.pyoci.rootless.cgroup"]
+    assert doc["linux"]["cgroup"]["systemdUser"] is True  # see test_systemd_rootless.py
     assert doc["linux"]["mountExtensions"]["idmap"]["enabled"] is False
 
 

@@ -32,6 +32,41 @@ def test_parse_path(given: str | None, want: tuple[str, str]) -> None:
     assert sd.parse_path(given, "cid") == want
 
 
+def test_rootless_default_slice_is_the_user_managers() -> None:
+    assert sd.parse_path(None, "cid", user=True) == ("user.slice", "pyoci-cid.scope")
+    assert sd.parse_path(":libpod:x", "cid", user=True) == ("user.slice", "libpod-x.scope")
+    assert sd.parse_path("app.slice:p:x", "cid", user=True) == ("app.slice", "p-x.scope")
+
+
+def test_outer_uid_maps_through_the_user_namespace(tmp_path: Path) -> None:
+    f = tmp_path / "uid_map"
+    f.write_text("         0       1001          1\n         1     100000      65536\n")
+    assert dbus.outer_uid(0, str(f)) == 1001
+    assert dbus.outer_uid(1000, str(f)) == 100999
+    f.write_text("         0          0 4294967295\n")
+    assert dbus.outer_uid(1001, str(f)) == 1001
+    assert dbus.outer_uid(7, str(tmp_path / "missing")) == 7
+
+
+def test_user_bus_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/1001")
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
+    assert dbus.user_bus_path() == "/run/user/1001/bus"
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path=/tmp/b,guid=ab;tcp:host=x")
+    assert dbus.user_bus_path() == "/tmp/b"
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS")
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    with pytest.raises(CgroupError, match="XDG_RUNTIME_DIR"):
+        dbus.user_bus_path()
+
+
+def test_rootless_systemd_needs_cgroup_v2() -> None:
+    import pyoci.cgroups as cg
+
+    with pytest.raises(CgroupError, match="rootless --systemd-cgroup needs cgroup v2"):
+        cg.manager_for("user.slice:p:x", "x", "hybrid", systemd=True, rootless=True)
+
+
 @pytest.mark.parametrize("given", ["/abs/path", "a:b", "a:b:c:d", "s.slice:p:"])
 def test_bad_paths_name_the_format(given: str) -> None:
     with pytest.raises(CgroupError, match=r"slice:prefix:name|empty unit"):
