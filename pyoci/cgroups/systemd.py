@@ -396,7 +396,9 @@ class SystemdManager(Manager):
             self.resources.pop("devices", None)
         else:
             self.resources.setdefault("devices", [])
-        self._conn()
+        from pyoci import trace  # create's path only: state/kill/delete stay lean
+
+        trace.debug(f"systemd: connected to {self._conn().path}, subscribed")
 
     def clone_dir(self) -> str | None:
         return None  # the scope exists only once systemd has the init's pid
@@ -405,6 +407,7 @@ class SystemdManager(Manager):
         if self.started:
             self.inner.apply(pid)
             return
+        from pyoci import trace
         from pyoci.linux.dbus import Variant
 
         res = self.resources or {}
@@ -426,7 +429,9 @@ class SystemdManager(Manager):
         try:
             (job,) = bus.call(_DEST, _PATH, _IFACE, "StartTransientUnit", "ssa(sv)a(sa(sv))", [
                 self.unit, "replace", [(n, Variant(s, v)) for n, s, v in props], []])
+            trace.debug(f"systemd: start {self.unit}: job {job} queued")
             _wait_job(bus, job, f"start of {self.unit}")
+            trace.debug(f"systemd: start {self.unit}: job done")
         except CgroupError as exc:
             raise CgroupError(f"systemd: start transient unit {self.unit}: {exc}") from None
         finally:
@@ -439,6 +444,7 @@ class SystemdManager(Manager):
             self.inner.create(res)  # the files systemd has no property for; v1 extras
             self.inner.apply(pid)
         self.created = self.inner.created
+        trace.debug(f"systemd: {self.unit}: files written, pid {pid} in place")
 
     def set(self, resources: dict[str, Any]) -> None:
         from pyoci.linux.dbus import Variant
