@@ -160,6 +160,13 @@ def test_rootless_podman_with_the_systemd_cgroup_manager(sd_podman: RootlessPodm
         unit = f"libpod-{cid}.scope"
         props = user_show(rpm.user, unit, "ActiveState", "MemoryMax")
         assert props == {"ActiveState": "active", "MemoryMax": str(96 * MiB)}, props
+        # podman exec runs the runtime from podman's user namespace, outside the user's
+        # subtree: the exec'd process still ends up in the container's scope (pyoci).
+        res = rpm.podman("--cgroup-manager=systemd", "exec", cid, "cat", "/proc/self/cgroup",
+                         timeout=120)
+        assert res.returncode == 0, res.stderr
+        if not IS_RUNC:
+            assert res.stdout == "0::/\n", res.stdout
     finally:
         rm = rpm.podman("--cgroup-manager=systemd", "rm", "--force", "--time", "0", cid,
                         timeout=120)
