@@ -491,3 +491,19 @@ def test_v2_no_cgroup_means_an_empty_read_only_sys_fs_cgroup(rl: RootlessUser,
     res = rl.runtime_run("run", helpers.unique_id(), cwd=bundle)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["0", "refused"], res.stdout
+
+
+def test_systemd_cgroup_needs_cgroup_v2_rootless(rl: RootlessUser, rootfs_template: Path) -> None:
+    """Rootless --systemd-cgroup asks the user's own systemd, which only cgroup v2 can
+    delegate to; on a v1 or hybrid host that is a clear refusal, and nothing is left."""
+    if PURE_V2:
+        pytest.fail("this host is pure cgroup v2: test_systemd_rootless.py covers it",
+                    pytrace=False)
+    bundle = _bundle(rl, rootfs_template, ["true"])
+    res = rl.runtime_run("--systemd-cgroup", "run", helpers.unique_id(), cwd=bundle)
+    assert res.returncode != 0
+    if not IS_RUNC:  # runc 1.1.5 first finds no systemd running here
+        assert re.search(r"rootless --systemd-cgroup needs cgroup v2 \(this host's cgroups "
+                         r"are (v1|hybrid)\)$", res.stderr.strip()), res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert rl.leftovers() == []
