@@ -85,7 +85,8 @@ class CgroupMounter:
         try:
             target = m.fd_path(fd)
             if not self.new_cgroupns:
-                self._bind(rootfd, dest, os.path.join(mountpoint, own.lstrip("/")), flags, ro)
+                self._bind(rootfd, dest, target, os.path.join(mountpoint, own.lstrip("/")),
+                           flags, ro)
                 return
             try:
                 m.mount("cgroup", target, fstype, flags | (m.MS_RDONLY if ro else 0),
@@ -107,16 +108,13 @@ class CgroupMounter:
         is masked, so the host's tree is neither seen nor written."""
         src = os.path.join(mountpoint, (self.v2_path or "").lstrip("/"))
         if self.v2_path and os.path.isdir(src):
-            self._bind(rootfd, dest, src, flags, ro)
+            self._bind(rootfd, dest, target, src, flags, ro)
         else:
             m.mount("tmpfs", target, "tmpfs", flags | m.MS_RDONLY, "mode=755")
 
-    def _bind(self, rootfd: int, dest: str, src: str, flags: int, ro: bool) -> None:
-        target = make_in_root(rootfd, dest, False)
-        try:
-            m.mount(src, m.fd_path(target), None, m.MS_BIND | m.MS_REC)
-        finally:
-            os.close(target)
+    def _bind(self, rootfd: int, dest: str, target: str, src: str, flags: int,
+              ro: bool) -> None:
+        m.mount(src, target, None, m.MS_BIND | m.MS_REC)
         top = make_in_root(rootfd, dest, False)  # the new mount, not the one beneath
         try:
             m.mount(None, m.fd_path(top), None, m.MS_BIND | m.MS_REMOUNT | flags
