@@ -1,5 +1,8 @@
 """The cgroup v2 lane: run pyoci's cgroup tests in a VM that has only cgroup2.
 
+Also the rootless tests that need a cgroup v2 subtree delegated to the user
+(``DEFAULT_TESTS``), with writable copies of /etc and /var/log for ``useradd``.
+
 This host mixes v1 controllers with a nearly empty cgroup2 mount, so the v2
 backend can't be exercised here.  The lane boots Debian's packaged kernel
 (``linux-image-amd64``: /boot/vmlinuz-* plus /lib/modules) under QEMU with TCG,
