@@ -257,6 +257,65 @@ def test_checkpoint_pre_dump_then_dump(make_bundle: Any, pyoci_root: Path,
         os.close(r2)
 
 
+@pytest.mark.v2lane
+def test_checkpoint_auto_dedup_and_cgroup_modes(make_bundle: Any, pyoci_root: Path,
+                                                tmp_path: Path) -> None:
+    """``--auto-dedup`` on the dump over a pre-dump, ``--manage-cgroups-mode`` on both
+    sides (``soft`` dumping, ``ignore`` restoring, so CRIU leaves cgroups to the runtime):
+    the count goes on, and the restored init is in the container's cgroup with its limit."""
+    cid = helpers.unique_id()
+    bundle = make_bundle(COUNTER, **{"linux.resources": {"memory": {"limit": 256 << 20}},
+                                     "linux.cgroupsPath": f"/ckpt/{cid}"})
+    lines, r = _start_counter(pyoci_root, bundle, cid)
+    pre, final = tmp_path / "pre", tmp_path / "final"
+    try:
+        _runtime(pyoci_root, "checkpoint", "--pre-dump", "--image-path", pre, cid)
+        lines.wait_count(2)
+        _runtime(pyoci_root, "checkpoint", "--image-path", final, "--parent-path", "../pre",
+                 "--auto-dedup", "--manage-cgroups-mode", "soft", cid)
+        before = lines.drain()
+    finally:
+        os.close(r)
+    after, r2, pid = _restore(pyoci_root, bundle, cid, final, tmp_path,
+                              "--manage-cgroups-mode", "ignore")
+    try:
+        got = after.wait_count(3)
+        assert got[0] == before[-1] + 1, (before[-3:], got)
+        cgroup = Path(f"/proc/{pid}/cgroup").read_text().strip().removeprefix("0::")
+        assert cgroup == f"/ckpt/{cid}", cgroup
+        assert (Path("/sys/fs/cgroup") / cgroup.lstrip("/") / "memory.max").read_text() == \
+            f"{256 << 20}\n"
+        _assert_lifecycle(pyoci_root, cid, pid)
+    finally:
+        os.close(r2)
+
+
+def test_checkpoint_bad_flags_are_refused_before_criu(make_bundle: Any, pyoci_root: Path,
+                                                       tmp_path: Path) -> None:
+    """An unknown ``--manage-cgroups-mode`` or ``--empty-ns`` namespace is refused before
+    CRIU runs (so on any host): the container runs on, no image directory is made."""
+    bundle = make_bundle(["/probe", "sleep", "600"])
+    cid = helpers.unique_id()
+    helpers.run_pyoci("run", "-d", "--bundle", bundle, cid, root=pyoci_root, check=True,
+                      timeout=60)
+    is_runc = "runc" in helpers.runtime_command()[0]
+    try:
+        for flags, words in ((("--manage-cgroups-mode", "bogus"),
+                              ("invalid manage cgroups mode",)),
+                             (("--empty-ns", "ipc"), ("namespace", "ipc", "not supported"
+                                                      if is_runc else "isn't supported"))):
+            image = tmp_path / f"image-{flags[0].strip('-')}"
+            res = _runtime(pyoci_root, "checkpoint", *flags, "--image-path", image, cid,
+                           check=False)
+            assert res.returncode != 0
+            assert all(w in res.stderr.lower() for w in words), (flags, res.stderr)
+            assert helpers.state(cid, pyoci_root)["status"] == "running"
+            if not is_runc:  # runc 1.1.5 makes the image directory first
+                assert not image.exists()
+    finally:
+        helpers.run_pyoci("delete", "--force", cid, root=pyoci_root, check=True)
+
+
 def _recv_master(listener: socket.socket, timeout: float = 60) -> int:
     listener.settimeout(timeout)
     conn, _ = listener.accept()
