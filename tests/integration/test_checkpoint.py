@@ -230,23 +230,31 @@ def test_checkpoint_leave_running_restore_new_id(make_bundle: Any, pyoci_root: P
         os.close(r2)
 
 
+def _pre_dump_then_dump(root: Path, bundle: Path, cid: str, tmp: Path,
+                        *dump_flags: str) -> tuple[Path, list[int]]:
+    """Start the counter, ``--pre-dump`` it (it runs on), then dump on top of that with
+    ``--parent-path`` and ``dump_flags``; return the dump's dir and the numbers printed."""
+    lines, r = _start_counter(root, bundle, cid)
+    pre, final = tmp / "pre", tmp / "final"
+    try:
+        _runtime(root, "checkpoint", "--pre-dump", "--image-path", pre, cid)
+        assert any(p.name.startswith("pagemap") for p in pre.iterdir()), list(pre.iterdir())
+        lines.wait_count(2)
+        assert helpers.state(cid, root)["status"] == "running"
+        _runtime(root, "checkpoint", "--image-path", final, "--parent-path", "../pre",
+                 *dump_flags, cid)
+        return final, lines.drain()
+    finally:
+        os.close(r)
+
+
 @pytest.mark.v2lane
 def test_checkpoint_pre_dump_then_dump(make_bundle: Any, pyoci_root: Path,
                                        tmp_path: Path) -> None:
     """--pre-dump leaves it running; the dump on top (--parent-path) restores."""
     bundle = make_bundle(COUNTER)
     cid = helpers.unique_id()
-    lines, r = _start_counter(pyoci_root, bundle, cid)
-    pre, final = tmp_path / "pre", tmp_path / "final"
-    try:
-        _runtime(pyoci_root, "checkpoint", "--pre-dump", "--image-path", pre, cid)
-        assert any(p.name.startswith("pagemap") for p in pre.iterdir()), list(pre.iterdir())
-        lines.wait_count(2)
-        assert helpers.state(cid, pyoci_root)["status"] == "running"
-        _runtime(pyoci_root, "checkpoint", "--image-path", final, "--parent-path", "../pre", cid)
-        before = lines.drain()
-    finally:
-        os.close(r)
+    final, before = _pre_dump_then_dump(pyoci_root, bundle, cid, tmp_path)
     assert (final / "parent").is_symlink()
     after, r2, pid = _restore(pyoci_root, bundle, cid, final, tmp_path)
     try:
@@ -266,16 +274,8 @@ def test_checkpoint_auto_dedup_and_cgroup_modes(make_bundle: Any, pyoci_root: Pa
     cid = helpers.unique_id()
     bundle = make_bundle(COUNTER, **{"linux.resources": {"memory": {"limit": 256 << 20}},
                                      "linux.cgroupsPath": f"/ckpt/{cid}"})
-    lines, r = _start_counter(pyoci_root, bundle, cid)
-    pre, final = tmp_path / "pre", tmp_path / "final"
-    try:
-        _runtime(pyoci_root, "checkpoint", "--pre-dump", "--image-path", pre, cid)
-        lines.wait_count(2)
-        _runtime(pyoci_root, "checkpoint", "--image-path", final, "--parent-path", "../pre",
-                 "--auto-dedup", "--manage-cgroups-mode", "soft", cid)
-        before = lines.drain()
-    finally:
-        os.close(r)
+    final, before = _pre_dump_then_dump(pyoci_root, bundle, cid, tmp_path, "--auto-dedup",
+                                        "--manage-cgroups-mode", "soft")
     after, r2, pid = _restore(pyoci_root, bundle, cid, final, tmp_path,
                               "--manage-cgroups-mode", "ignore")
     try:
